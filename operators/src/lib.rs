@@ -1,0 +1,18 @@
+//! marketflow's incremental operators: pure timely operators and the record types they
+//! exchange. Nothing here does I/O; sources and sinks live in the `connectors` crate.
+//!
+//! Operators are extension traits on timely streams, one per module, each with a name
+//! and an oracle test against a from-scratch recomputation.
+
+pub mod bars;
+pub mod error;
+pub mod fixed;
+pub mod record;
+pub mod resolution;
+pub mod route;
+
+pub use bars::{Bar, BarAcc, Bars, BarsConfig, BarsStats};
+pub use error::OperatorError;
+pub use fixed::Fixed;
+pub use record::{Candle, Reject, RejectReason, SymbolBatch, Trade, NO_TRADE_ID};
+pub use resolution::Resolution;
