@@ -62,7 +62,7 @@ pub trait Bars<'scope> {
     ///
     /// ```
     /// use operators::{Bars, BarsConfig, Resolution, SymbolBatch, Trade, NO_TRADE_ID};
-    /// use timely::dataflow::operators::{Capture, ToStream, capture::Extract};
+    /// use timely::dataflow::operators::{Capture, ToStream, capture::Event};
     ///
     /// let config = BarsConfig::new(&[Resolution::parse("1s").unwrap()]).unwrap();
     /// let out = timely::execute_directly(move |worker| worker.dataflow::<i64, _, _>(|scope| {
@@ -74,7 +74,8 @@ pub trait Bars<'scope> {
     ///         .bars(config.clone(), None);
     ///     bars.capture()
     /// }));
-    /// let bars: Vec<_> = out.extract().into_iter().flat_map(|(_, b)| b).collect();
+    /// let bars: Vec<_> = out.try_iter()
+    ///     .flat_map(|e| match e { Event::Messages(_, b) => b, _ => vec![] }).collect();
     /// assert_eq!(bars.len(), 2);
     /// ```
     fn bars(
