@@ -3,5 +3,12 @@
 
 pub mod decode;
 pub mod error;
+// pub mod files; (enabled once the decoders land)
+pub mod manifest;
+pub mod parquet;
+pub mod rejects;
+pub mod simulate;
+pub mod store;
+pub mod sync;
 
 pub use error::{ConnectorError, Result};

@@ -1,1 +1,10 @@
-//! placeholder
+//! marketflow's dataflow graph. [`graph::features`] turns trades and candles into
+//! feature streams; the live job and a backfill call it with different sources and
+//! sinks, so the same events give the same rows.
+
+pub mod backfill;
+pub mod error;
+pub mod graph;
+pub mod progress;
+
+pub use error::DataflowError;

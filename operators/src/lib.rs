@@ -5,8 +5,11 @@
 //! and an oracle test against a from-scratch recomputation.
 
 pub mod bars;
+pub mod comoments;
 pub mod error;
 pub mod fixed;
+pub mod grid;
+pub mod indicators;
 pub mod record;
 pub mod resolution;
 pub mod route;

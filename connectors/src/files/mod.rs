@@ -1,0 +1,7 @@
+//! The file source: historical inputs from local paths, globs and object-store URLs.
+
+mod plan;
+mod source;
+
+pub use plan::{plan_units, Unit};
+pub use source::{FileSource, FileSourceConfig, SourceProgress};

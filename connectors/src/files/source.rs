@@ -1,0 +1,248 @@
+//! The `FileSource` operator: reads this worker's units in bounded chunks and emits
+//! per-symbol batches at event time, never behind its own capability.
+//!
+//! A first pass over each unit without Parquet statistics records the least event
+//! time of every chunk. While reading, the capability is held at the least event time
+//! of everything this worker has still to emit, so downstream windows close as soon as
+//! no input can fall into them, files may be out of order with each other, rows may be
+//! out of order within a file, and no event is ever late in a backfill.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use operators::{Reject, SymbolBatch};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::{Scope, StreamVec};
+
+use crate::decode::{open, Chunk, DecodeOptions, RecordReader};
+use crate::files::plan::Unit;
+use crate::manifest::RunEvent;
+use crate::store::fetch_local;
+use crate::sync::ErrorSlot;
+
+/// Settings of a file source.
+#[derive(Clone, Debug)]
+pub struct FileSourceConfig {
+    /// All units of the run (every worker gets the same list and reads its share).
+    pub units: Vec<Unit>,
+    /// Decoding options (the file index is set per unit).
+    pub decode: DecodeOptions,
+    /// Keep records with `from_ms <= ts_ms < to_ms`.
+    pub from_ms: i64,
+    /// See `from_ms`.
+    pub to_ms: i64,
+    /// Rows per chunk (the unit of back-pressure).
+    pub chunk_rows: usize,
+    /// Where remote inputs are downloaded.
+    pub scratch: PathBuf,
+}
+
+/// Progress counters shared by the sources of one process.
+#[derive(Debug, Default)]
+pub struct SourceProgress {
+    /// Rows this process will read (known after planning and the first pass).
+    pub rows_total: AtomicU64,
+    /// Rows read so far (second pass).
+    pub rows_done: AtomicU64,
+    /// Records accepted so far.
+    pub records: AtomicU64,
+    /// Rejected records so far.
+    pub rejects: AtomicU64,
+    /// Workers of this process that finished their first pass.
+    pub workers_scanned: AtomicU64,
+}
+
+/// Lower bounds on event time, per chunk of a unit.
+enum Bounds {
+    /// One bound for the whole unit (Parquet statistics).
+    Whole(i64),
+    /// One bound per chunk, from the first pass.
+    PerChunk(Vec<i64>),
+}
+
+enum Phase {
+    Scan { unit: usize, reader: Option<Box<dyn RecordReader>>, mins: Vec<i64> },
+    Read { unit: usize, chunk: usize, reader: Option<Box<dyn RecordReader>> },
+    Done,
+}
+
+/// Extension trait on a scope: add a file source.
+pub trait FileSource<'scope> {
+    /// Reads the units assigned to this worker. Returns trades/candles grouped by
+    /// symbol, rejected records, and one [`RunEvent::Source`] summary per worker.
+    fn file_source(
+        self,
+        config: FileSourceConfig,
+        progress: Arc<SourceProgress>,
+        errors: ErrorSlot,
+    ) -> (StreamVec<'scope, i64, SymbolBatch>, StreamVec<'scope, i64, Reject>, StreamVec<'scope, i64, RunEvent>);
+}
+
+impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
+    fn file_source(
+        self,
+        config: FileSourceConfig,
+        progress: Arc<SourceProgress>,
+        errors: ErrorSlot,
+    ) -> (StreamVec<'scope, i64, SymbolBatch>, StreamVec<'scope, i64, Reject>, StreamVec<'scope, i64, RunEvent>) {
+        let mut builder = OperatorBuilder::new("FileSource".to_owned(), self);
+        let info = builder.operator_info();
+        let activator = self.activator_for(info.address);
+        let (batches_out, batches) = builder.new_output();
+        let (rejects_out, rejects) = builder.new_output();
+        let (events_out, events) = builder.new_output();
+        let mut batches_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<SymbolBatch>>>::from(batches_out);
+        let mut rejects_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
+        let mut events_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RunEvent>>>::from(events_out);
+        let (index, peers) = (self.index(), self.peers());
+
+        builder.build(move |caps| {
+            let mut caps: Option<Vec<_>> = Some(caps);
+            let mine: Vec<Unit> = config.units.iter().skip(index).step_by(peers).cloned().collect();
+            let mut paths: Vec<Option<PathBuf>> = vec![None; mine.len()];
+            let mut bounds: Vec<Bounds> = Vec::with_capacity(mine.len());
+            let mut after: Vec<i64> = Vec::new();
+            let mut phase = Phase::Scan { unit: 0, reader: None, mins: Vec::new() };
+            let mut summary = RunEvent::source(index);
+            let mut chunk = Chunk::default();
+            activator.activate();
+
+            move |_frontiers| {
+                if errors.is_set() {
+                    caps = None;
+                    return;
+                }
+                let Some(cap_vec) = caps.as_mut() else { return };
+                let opts_for = |u: &Unit| DecodeOptions { file_index: u.file_index, ..config.decode.clone() };
+                let mut open_unit = |u: usize, paths: &mut Vec<Option<PathBuf>>| -> crate::Result<Box<dyn RecordReader>> {
+                    if paths[u].is_none() {
+                        paths[u] = Some(fetch_local(&mine[u].url, &config.scratch)?);
+                    }
+                    let path = paths[u].as_ref().expect("fetched");
+                    open(path, &mine[u].url, &mine[u].piece, &opts_for(&mine[u]))
+                };
+                let result: crate::Result<()> = (|| {
+                    match &mut phase {
+                        Phase::Scan { unit, reader, mins } => {
+                            if *unit >= mine.len() {
+                                // First pass done: suffix minima over units.
+                                after = vec![i64::MAX; mine.len() + 1];
+                                for u in (0..mine.len()).rev() {
+                                    let m = match &bounds[u] {
+                                        Bounds::Whole(m) => *m,
+                                        Bounds::PerChunk(v) => v.iter().copied().min().unwrap_or(i64::MAX),
+                                    };
+                                    after[u] = after[u + 1].min(m);
+                                }
+                                for b in bounds.iter_mut() {
+                                    if let Bounds::PerChunk(v) = b {
+                                        for k in (0..v.len().saturating_sub(1)).rev() {
+                                            v[k] = v[k].min(v[k + 1]);
+                                        }
+                                    }
+                                }
+                                progress.workers_scanned.fetch_add(1, Ordering::Relaxed);
+                                let start = after[0].max(config.from_ms);
+                                for c in cap_vec.iter_mut() {
+                                    if after[0] != i64::MAX && *c.time() < start {
+                                        c.downgrade(&start);
+                                    }
+                                }
+                                phase = Phase::Read { unit: 0, chunk: 0, reader: None };
+                                return Ok(());
+                            }
+                            let u = &mine[*unit];
+                            if let (Some(m), None) = (u.piece.min_ts, reader.as_ref()) {
+                                bounds.push(Bounds::Whole(m));
+                                progress.rows_total.fetch_add(u.piece.rows.unwrap_or(0), Ordering::Relaxed);
+                                *unit += 1;
+                                return Ok(());
+                            }
+                            if reader.is_none() {
+                                *reader = Some(open_unit(*unit, &mut paths)?);
+                            }
+                            let mut c = Chunk::default();
+                            let more = reader.as_mut().expect("opened").read_chunk(config.chunk_rows, &mut c)?;
+                            progress.rows_total.fetch_add(c.rows, Ordering::Relaxed);
+                            if c.rows > 0 || mins.is_empty() {
+                                mins.push(c.min_ts().unwrap_or(i64::MAX));
+                            }
+                            if !more {
+                                bounds.push(Bounds::PerChunk(std::mem::take(mins)));
+                                *reader = None;
+                                *unit += 1;
+                            }
+                        }
+                        Phase::Read { unit, chunk: k, reader } => {
+                            if *unit >= mine.len() {
+                                let cap = &cap_vec[2];
+                                events_out.activate().session(cap).give(summary.clone());
+                                phase = Phase::Done;
+                                return Ok(());
+                            }
+                            if reader.is_none() {
+                                *reader = Some(open_unit(*unit, &mut paths)?);
+                            }
+                            let more = reader.as_mut().expect("opened").read_chunk(config.chunk_rows, &mut chunk)?;
+                            chunk.retain_range(config.from_ms, config.to_ms);
+                            summary.add_chunk(&chunk);
+                            progress.rows_done.fetch_add(chunk.rows, Ordering::Relaxed);
+                            progress.records.fetch_add(chunk.records() as u64, Ordering::Relaxed);
+                            progress.rejects.fetch_add(chunk.rejects.len() as u64, Ordering::Relaxed);
+                            let batches = chunk.take_batches();
+                            if !batches.is_empty() {
+                                batches_out.activate().session(&cap_vec[0]).give_iterator(batches.into_iter());
+                            }
+                            if !chunk.rejects.is_empty() {
+                                rejects_out.activate().session(&cap_vec[1]).give_iterator(chunk.rejects.drain(..));
+                            }
+                            chunk.rows = 0;
+                            *k += 1;
+                            let next = if more {
+                                match &bounds[*unit] {
+                                    Bounds::Whole(m) => *m,
+                                    Bounds::PerChunk(v) => v.get(*k).copied().unwrap_or(i64::MAX),
+                                }
+                                .min(after[*unit + 1])
+                            } else {
+                                *reader = None;
+                                if let Some(p) = paths[*unit].take() {
+                                    if !p.starts_with(&config.scratch) || mine[*unit + 1..].iter().any(|u| u.url == mine[*unit].url) {
+                                        paths[*unit] = Some(p);
+                                    } else {
+                                        let _ = std::fs::remove_file(p);
+                                    }
+                                }
+                                *unit += 1;
+                                *k = 0;
+                                after[*unit]
+                            };
+                            if next != i64::MAX {
+                                let next = next.max(*cap_vec[0].time());
+                                for c in cap_vec.iter_mut() {
+                                    c.downgrade(&next);
+                                }
+                            }
+                        }
+                        Phase::Done => {}
+                    }
+                    Ok(())
+                })();
+                if let Err(e) = result {
+                    errors.set(e.to_string());
+                    caps = None;
+                    return;
+                }
+                if matches!(phase, Phase::Done) {
+                    caps = None;
+                } else {
+                    activator.activate();
+                }
+            }
+        });
+        (batches, rejects, events)
+    }
+}

@@ -1,0 +1,251 @@
+//! Run events and the run manifest `_runs/<run-id>.json`, written last by worker 0
+//! once every partition and the rejects file are durable.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::decode::Chunk;
+use crate::parquet::PartitionWritten;
+use crate::store::Location;
+use crate::sync::ErrorSlot;
+
+/// What one source worker read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceSummary {
+    /// Global worker index.
+    pub worker: usize,
+    /// Rows read, accepted or rejected.
+    pub rows: u64,
+    /// Records accepted.
+    pub records: u64,
+    /// Records rejected by the decoders.
+    pub rejects: u64,
+    /// Least event time accepted.
+    pub min_ts: Option<i64>,
+    /// Greatest event time accepted.
+    pub max_ts: Option<i64>,
+}
+
+/// What the rejects writer wrote.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectsSummary {
+    /// Path relative to the output root.
+    pub path: String,
+    /// Rejected records.
+    pub total: u64,
+    /// Count per reason (`parse_error`, `duplicate`, ...).
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+/// Facts that flow to the manifest writer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunEvent {
+    /// A source worker finished.
+    Source(SourceSummary),
+    /// A partition file is durable.
+    Partition(PartitionWritten),
+    /// The rejects file is durable.
+    Rejects(RejectsSummary),
+}
+
+impl RunEvent {
+    /// An empty source summary of `worker`.
+    pub fn source(worker: usize) -> RunEvent {
+        RunEvent::Source(SourceSummary { worker, ..Default::default() })
+    }
+
+    /// Counts a chunk into a source summary (no-op for other events).
+    pub fn add_chunk(&mut self, chunk: &Chunk) {
+        if let RunEvent::Source(s) = self {
+            s.rows += chunk.rows;
+            s.records += chunk.records() as u64;
+            s.rejects += chunk.rejects.len() as u64;
+            for b in &chunk.batches {
+                let ts = b.trades.iter().map(|t| t.ts_ms).chain(b.candles.iter().map(|c| c.ts_ms));
+                for t in ts {
+                    s.min_ts = Some(s.min_ts.map_or(t, |m| m.min(t)));
+                    s.max_ts = Some(s.max_ts.map_or(t, |m| m.max(t)));
+                }
+            }
+        }
+    }
+}
+
+/// Facts about a run known before it starts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The run id (file name of the manifest).
+    pub run_id: String,
+    /// `trades` or `candles`.
+    pub kind: String,
+    /// Input URLs, sorted.
+    pub inputs: Vec<String>,
+    /// Requested `--from`, epoch ms.
+    pub from_ms: Option<i64>,
+    /// Requested `--to`, epoch ms.
+    pub to_ms: Option<i64>,
+    /// Resolutions, as labels.
+    pub resolutions: Vec<String>,
+    /// Total workers of the run.
+    pub workers: usize,
+    /// Processes of the run.
+    pub processes: usize,
+    /// Start time, RFC 3339.
+    pub started_at: String,
+}
+
+/// Per feature set totals in the manifest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetSummary {
+    /// Rows written.
+    pub rows: u64,
+    /// Partition files written.
+    pub partitions: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// `sha256:` of the sorted list of `(path, file sha256)`: equal outputs, equal checksum.
+    pub checksum: String,
+}
+
+/// The manifest written to `_runs/<run-id>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Run facts.
+    #[serde(flatten)]
+    pub info: RunInfo,
+    /// `succeeded` or `failed`.
+    pub status: String,
+    /// End time, RFC 3339.
+    pub finished_at: String,
+    /// Error message of a failed run.
+    pub error: Option<String>,
+    /// Rows read (accepted and rejected).
+    pub input_rows: u64,
+    /// Records accepted by the decoders.
+    pub records: u64,
+    /// Least and greatest event time read, epoch ms.
+    pub event_range: Option<(i64, i64)>,
+    /// Totals per feature set.
+    pub feature_sets: BTreeMap<String, SetSummary>,
+    /// Rejected records.
+    pub rejects: RejectsSummary,
+}
+
+impl Manifest {
+    /// A manifest from the run facts and the events seen.
+    pub fn build(info: RunInfo, events: &[RunEvent], error: Option<String>) -> Manifest {
+        let mut sets: BTreeMap<String, (SetSummary, Vec<(String, String)>)> = BTreeMap::new();
+        let (mut rows, mut records, mut range) = (0, 0, None::<(i64, i64)>);
+        let mut rejects = RejectsSummary::default();
+        for e in events {
+            match e {
+                RunEvent::Source(s) => {
+                    rows += s.rows;
+                    records += s.records;
+                    if let (Some(a), Some(b)) = (s.min_ts, s.max_ts) {
+                        range = Some(range.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+                    }
+                }
+                RunEvent::Partition(p) => {
+                    let (sum, files) = sets.entry(p.set.clone()).or_default();
+                    sum.rows += p.rows;
+                    sum.partitions += 1;
+                    sum.bytes += p.bytes;
+                    files.push((p.path.clone(), p.sha256.clone()));
+                }
+                RunEvent::Rejects(r) => rejects = r.clone(),
+            }
+        }
+        let feature_sets = sets
+            .into_iter()
+            .map(|(set, (mut sum, mut files))| {
+                files.sort();
+                let mut h = Sha256::new();
+                for (path, sha) in files {
+                    h.update(format!("{path} {sha}\n").as_bytes());
+                }
+                sum.checksum = format!("sha256:{}", crate::parquet::hex_digest(&h.finalize()));
+                (set, sum)
+            })
+            .collect();
+        Manifest {
+            info,
+            status: if error.is_none() { "succeeded" } else { "failed" }.to_string(),
+            finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            error,
+            input_rows: rows,
+            records,
+            event_range: range,
+            feature_sets,
+            rejects,
+        }
+    }
+
+    /// Writes the manifest to `<output>/_runs/<run-id>.json`.
+    pub fn write(&self, output: &Location) -> crate::Result<String> {
+        let rel = format!("_runs/{}.json", self.info.run_id);
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        output.put(&rel, bytes)?;
+        Ok(output.child_url(&rel))
+    }
+}
+
+/// Extension trait: collect run events on worker 0 and write the manifest last.
+pub trait WriteManifest<'scope> {
+    /// When every event is in (the input is complete), worker 0 writes a `succeeded`
+    /// manifest unless an error was recorded, and leaves it in `done`. The returned
+    /// stream carries no data; its frontier empties once the manifest is durable.
+    fn write_manifest(
+        self,
+        output: Location,
+        info: RunInfo,
+        errors: ErrorSlot,
+        done: Arc<Mutex<Option<Manifest>>>,
+    ) -> StreamVec<'scope, i64, ()>;
+}
+
+impl<'scope> WriteManifest<'scope> for StreamVec<'scope, i64, RunEvent> {
+    fn write_manifest(
+        self,
+        output: Location,
+        info: RunInfo,
+        errors: ErrorSlot,
+        done: Arc<Mutex<Option<Manifest>>>,
+    ) -> StreamVec<'scope, i64, ()> {
+        let index = self.scope().index();
+        self.unary_frontier(Exchange::new(|_| 0), "WriteManifest", move |cap, _| {
+            let mut cap = Some(cap);
+            let mut events = Vec::new();
+            let mut info = Some(info);
+            move |(input, frontier), _out| {
+                input.for_each(|_, data| events.append(data));
+                if let Some(t) = frontier.frontier().first() {
+                    if let Some(c) = cap.as_mut() {
+                        if c.time() < t {
+                            c.downgrade(t);
+                        }
+                    }
+                    return;
+                }
+                if index == 0 && !errors.is_set() {
+                    if let Some(info) = info.take() {
+                        let manifest = Manifest::build(info, &events, None);
+                        match manifest.write(&output) {
+                            Ok(url) => tracing::info!(manifest = %url, "run manifest written"),
+                            Err(e) => errors.set(format!("writing the run manifest: {e}")),
+                        }
+                        *done.lock().unwrap_or_else(|p| p.into_inner()) = Some(manifest);
+                    }
+                }
+                cap = None;
+            }
+        })
+    }
+}

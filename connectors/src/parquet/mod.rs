@@ -1,0 +1,7 @@
+//! The Parquet sink: Hive-partitioned feature files on an object store (SPEC section 6).
+
+mod rows;
+mod sink;
+
+pub use rows::{encode_parquet, partition_dir, FeatureRow};
+pub use sink::{hex_digest, ParquetSink, PartitionWritten, PART_FILE};

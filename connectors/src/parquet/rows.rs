@@ -1,0 +1,149 @@
+//! `FeatureRow`: how a feature record maps to an Arrow schema, a partition and a sort
+//! order; the `bars` schema; and Parquet encoding (zstd, statistics on).
+
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use operators::{Bar, Resolution};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{ConnectorError, Result};
+
+/// A record of one feature set, as written to Parquet.
+pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
+    /// The feature set, e.g. `bars` (the output directory and topic stem).
+    const SET: &'static str;
+    /// The bar resolution of this row, in ms.
+    fn resolution_ms(&self) -> i64;
+    /// The end of the row's window, epoch ms (partitions are by window end).
+    fn window_end(&self) -> i64;
+    /// File order: `(symbol, window_end)` for per-symbol sets.
+    fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering;
+    /// The Arrow schema of the set.
+    fn schema() -> SchemaRef;
+    /// Rows as one Arrow batch of `schema()`.
+    fn to_batch(rows: &[Self]) -> std::result::Result<RecordBatch, ArrowError>;
+}
+
+/// A UTC millisecond timestamp field, nullable like every field of our sets.
+pub(crate) fn ts_field(name: &str) -> Field {
+    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true)
+}
+
+/// `n` columns of f64 named `names`.
+pub(crate) fn f64_fields(names: &[&str]) -> Vec<Field> {
+    names.iter().map(|n| Field::new(*n, DataType::Float64, true)).collect()
+}
+
+pub(crate) fn ts_array(values: impl Iterator<Item = i64>) -> ArrayRef {
+    let mut b = TimestampMillisecondBuilder::new().with_timezone("UTC");
+    values.for_each(|v| b.append_value(v));
+    Arc::new(b.finish())
+}
+
+pub(crate) fn f64_array(values: impl Iterator<Item = Option<f64>>) -> ArrayRef {
+    let mut b = Float64Builder::new();
+    values.for_each(|v| b.append_option(v.filter(|x| x.is_finite())));
+    Arc::new(b.finish())
+}
+
+pub(crate) fn str_array<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    values.for_each(|v| b.append_value(v));
+    Arc::new(b.finish())
+}
+
+pub(crate) fn i64_array(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+    let mut b = Int64Builder::new();
+    values.for_each(|v| b.append_option(v));
+    Arc::new(b.finish())
+}
+
+impl FeatureRow for Bar {
+    const SET: &'static str = "bars";
+
+    fn resolution_ms(&self) -> i64 {
+        self.resolution_ms
+    }
+
+    fn window_end(&self) -> i64 {
+        self.window_end
+    }
+
+    fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering {
+        (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end))
+    }
+
+    fn schema() -> SchemaRef {
+        let mut fields = vec![
+            Field::new("symbol", DataType::Utf8, true),
+            Field::new("resolution", DataType::Utf8, true),
+            ts_field("window_start"),
+            ts_field("window_end"),
+        ];
+        fields.extend(f64_fields(&["open", "high", "low", "close", "volume", "quote_volume", "vwap"]));
+        fields.push(Field::new("trades", DataType::Int64, true));
+        fields.extend(f64_fields(&["buy_volume", "sell_volume"]));
+        Arc::new(Schema::new(fields))
+    }
+
+    fn to_batch(rows: &[Self]) -> std::result::Result<RecordBatch, ArrowError> {
+        let labels: Vec<String> = rows.iter().map(|r| Resolution::from_ms(r.resolution_ms).label().to_string()).collect();
+        let columns: Vec<ArrayRef> = vec![
+            str_array(rows.iter().map(|r| r.symbol.as_str())),
+            str_array(labels.iter().map(String::as_str)),
+            ts_array(rows.iter().map(|r| r.window_start)),
+            ts_array(rows.iter().map(|r| r.window_end)),
+            f64_array(rows.iter().map(|r| Some(r.open))),
+            f64_array(rows.iter().map(|r| Some(r.high))),
+            f64_array(rows.iter().map(|r| Some(r.low))),
+            f64_array(rows.iter().map(|r| Some(r.close))),
+            f64_array(rows.iter().map(|r| Some(r.volume))),
+            f64_array(rows.iter().map(|r| r.quote_volume)),
+            f64_array(rows.iter().map(|r| r.vwap)),
+            i64_array(rows.iter().map(|r| r.trades)),
+            f64_array(rows.iter().map(|r| r.buy_volume)),
+            f64_array(rows.iter().map(|r| r.sell_volume)),
+        ];
+        RecordBatch::try_new(Self::schema(), columns)
+    }
+}
+
+/// Encodes rows (already sorted) as one zstd-compressed Parquet file in memory.
+pub fn encode_parquet<R: FeatureRow>(rows: &[R], path: &str) -> Result<Vec<u8>> {
+    let batch = R::to_batch(rows)?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_created_by("marketflow".to_string())
+        .build();
+    let mut out = Vec::new();
+    let wrap = |source| ConnectorError::Parquet { path: path.to_string(), source };
+    let mut writer = ArrowWriter::try_new(&mut out, R::schema(), Some(props)).map_err(wrap)?;
+    writer.write(&batch).map_err(wrap)?;
+    writer.close().map_err(wrap)?;
+    Ok(out)
+}
+
+/// The Hive partition directory of a row: `<set>/resolution=<r>/dt=YYYY-MM-DD/hour=HH`,
+/// by window end.
+///
+/// ```
+/// let dir = connectors::parquet::partition_dir("bars", 60_000, 1_723_161_600_000);
+/// assert_eq!(dir, "bars/resolution=1m/dt=2024-08-09/hour=00");
+/// ```
+pub fn partition_dir(set: &str, resolution_ms: i64, window_end: i64) -> String {
+    let hour = window_end.div_euclid(3_600_000) * 3_600_000;
+    let dt = chrono::DateTime::from_timestamp_millis(hour).unwrap_or_default();
+    format!(
+        "{set}/resolution={}/dt={}/hour={}",
+        Resolution::from_ms(resolution_ms).label(),
+        dt.format("%Y-%m-%d"),
+        dt.format("%H")
+    )
+}

@@ -1,0 +1,127 @@
+//! The `ParquetSink` operator: buffers rows per partition and writes each partition once,
+//! when the frontier has passed its end plus the allowed lateness.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::{Stream, StreamVec};
+
+use crate::parquet::rows::{encode_parquet, partition_dir, FeatureRow};
+use crate::store::Location;
+use crate::sync::ErrorSlot;
+
+/// The file name inside every partition; fixed, so a rerun overwrites it.
+pub const PART_FILE: &str = "part-00000.parquet";
+
+/// A partition file that is durable in the output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionWritten {
+    /// The feature set.
+    pub set: String,
+    /// Path relative to the output root.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    /// Least window end in the file.
+    pub min_window_end: i64,
+    /// Greatest window end in the file.
+    pub max_window_end: i64,
+}
+
+/// Extension trait: write a stream of feature rows as Parquet partitions.
+pub trait ParquetSink<'scope, R: FeatureRow> {
+    /// Writes rows under `output`; emits one record per partition written.
+    /// Partitions are spread over workers by `(resolution, hour)`.
+    fn parquet_sink(
+        self,
+        output: Location,
+        lateness_ms: i64,
+        errors: ErrorSlot,
+    ) -> StreamVec<'scope, i64, PartitionWritten>;
+}
+
+const HOUR: i64 = 3_600_000;
+
+impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R>> {
+    fn parquet_sink(
+        self,
+        output: Location,
+        lateness_ms: i64,
+        errors: ErrorSlot,
+    ) -> StreamVec<'scope, i64, PartitionWritten> {
+        let route = |r: &R| {
+            let hour = r.window_end().div_euclid(HOUR);
+            operators::route::stable_hash(format!("{}/{}/{hour}", R::SET, r.resolution_ms()).as_bytes())
+        };
+        let name = format!("ParquetSink({})", R::SET);
+        self.unary_frontier(Exchange::new(route), &name, move |cap, _info| {
+            let mut cap = Some(cap);
+            let mut pending: HashMap<(i64, i64), Vec<R>> = HashMap::new();
+            move |(input, frontier), out| {
+                input.for_each(|_time, data| {
+                    for row in data.drain(..) {
+                        let key = (row.resolution_ms(), row.window_end().div_euclid(HOUR) * HOUR);
+                        pending.entry(key).or_default().push(row);
+                    }
+                });
+                let f = frontier.frontier().first().copied().unwrap_or(i64::MAX);
+                let mut ready: Vec<(i64, i64)> = pending
+                    .keys()
+                    .filter(|(_, hour)| hour.saturating_add(HOUR).saturating_add(lateness_ms) <= f)
+                    .copied()
+                    .collect();
+                ready.sort_unstable();
+                let mut written = Vec::new();
+                for key in ready {
+                    let mut rows = pending.remove(&key).unwrap_or_default();
+                    if errors.is_set() {
+                        continue;
+                    }
+                    rows.sort_by(R::sort_cmp);
+                    let rel = format!("{}/{PART_FILE}", partition_dir(R::SET, key.0, key.1));
+                    match encode_parquet(&rows, &rel).and_then(|bytes| {
+                        let digest = hex_digest(&Sha256::digest(&bytes));
+                        let size = bytes.len() as u64;
+                        output.put(&rel, bytes).map(|_| (digest, size))
+                    }) {
+                        Ok((sha256, bytes)) => {
+                            tracing::debug!(path = %rel, rows = rows.len(), bytes, "partition written");
+                            written.push(PartitionWritten {
+                                set: R::SET.to_string(),
+                                path: rel,
+                                rows: rows.len() as u64,
+                                bytes,
+                                sha256,
+                                min_window_end: rows.iter().map(R::window_end).min().unwrap_or(0),
+                                max_window_end: rows.iter().map(R::window_end).max().unwrap_or(0),
+                            });
+                        }
+                        Err(e) => errors.set(format!("writing {}: {e}", output.child_url(&rel))),
+                    }
+                }
+                if let Some(c) = cap.as_mut() {
+                    if !written.is_empty() {
+                        out.session(c).give_iterator(written.drain(..));
+                    }
+                    if f == i64::MAX {
+                        cap = None;
+                    } else if *c.time() < f {
+                        c.downgrade(&f);
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Lower-case hex of `bytes` (a digest).
+pub fn hex_digest(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

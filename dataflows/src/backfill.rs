@@ -1,0 +1,117 @@
+//! The backfill run: file sources into the feature graph, Parquet and dead-letter sinks,
+//! and the run manifest written last.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use connectors::decode::DecodeOptions;
+use connectors::files::{FileSource, FileSourceConfig, SourceProgress, Unit};
+use connectors::manifest::{Manifest, RunEvent, RunInfo, WriteManifest};
+use connectors::parquet::ParquetSink;
+use connectors::rejects::WriteRejects;
+use connectors::store::Location;
+use connectors::sync::ErrorSlot;
+use timely::dataflow::operators::{Concat, Inspect, Probe};
+use timely::worker::Worker;
+
+use crate::graph::{features, FeatureConfig};
+use crate::progress::Reporter;
+
+/// Everything a backfill worker needs; shared by all workers of a process.
+#[derive(Clone, Debug)]
+pub struct BackfillJob {
+    /// Sorted input URLs (file index = position).
+    pub inputs: Arc<Vec<String>>,
+    /// Units of reading, identical in every process.
+    pub units: Vec<Unit>,
+    /// How to decode inputs.
+    pub decode: DecodeOptions,
+    /// Keep events with `from_ms <= ts < to_ms`.
+    pub from_ms: i64,
+    /// See `from_ms`.
+    pub to_ms: i64,
+    /// Rows per source chunk.
+    pub chunk_rows: usize,
+    /// Download directory for remote inputs.
+    pub scratch: PathBuf,
+    /// The output root.
+    pub output: Location,
+    /// Feature settings.
+    pub features: FeatureConfig,
+    /// Facts for the manifest.
+    pub info: RunInfo,
+    /// Progress log interval.
+    pub progress_interval: Duration,
+    /// Show a progress bar on a terminal.
+    pub progress_bar: bool,
+}
+
+/// Process-wide state of a backfill.
+#[derive(Clone, Debug, Default)]
+pub struct BackfillShared {
+    /// The first fatal error.
+    pub errors: ErrorSlot,
+    /// Source progress of this process.
+    pub progress: Arc<SourceProgress>,
+    /// The manifest, once worker 0 wrote it.
+    pub manifest: Arc<Mutex<Option<Manifest>>>,
+}
+
+/// Builds and runs the backfill dataflow on this worker until it completes or fails.
+pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShared) {
+    let index = worker.index();
+    let mut reporter = Reporter::new(index, job.progress_interval, job.progress_bar);
+    let (bars_stats, stats) = (reporter.bars.clone(), reporter.stats.clone());
+    let errors = shared.errors.clone();
+    let (probe, watermark) = worker.dataflow::<i64, _, _>(|scope| {
+        let config = FileSourceConfig {
+            units: job.units.clone(),
+            decode: job.decode.clone(),
+            from_ms: job.from_ms,
+            to_ms: job.to_ms,
+            chunk_rows: job.chunk_rows,
+            scratch: job.scratch.clone(),
+        };
+        let (batches, source_rejects, source_events) =
+            scope.file_source(config, shared.progress.clone(), errors.clone());
+        let (watermark, batches) = batches.probe();
+        let out = features(batches, source_rejects, &job.features, bars_stats);
+        let counted = stats.clone();
+        let rejects = out.rejects.inspect(move |r| {
+            *counted.borrow_mut().rejects.entry(r.reason.as_str()).or_default() += 1;
+        });
+        let counted = stats.clone();
+        let written = out
+            .bars
+            .parquet_sink(job.output.clone(), 0, errors.clone())
+            .inspect(move |p| *counted.borrow_mut().rows_out.entry(p.set.clone()).or_default() += p.rows);
+        let events = written
+            .map_partitions()
+            .concat(source_events)
+            .concat(rejects.write_rejects(job.output.clone(), job.inputs.clone(), errors.clone()));
+        let done = events
+            .write_manifest(job.output.clone(), job.info.clone(), errors.clone(), shared.manifest.clone())
+            .probe()
+            .0;
+        (done, watermark)
+    });
+    while !probe.done() && !errors.is_set() {
+        worker.step_or_park(Some(Duration::from_millis(20)));
+        reporter.tick(&watermark, Some(&shared.progress), false);
+    }
+    reporter.tick(&watermark, Some(&shared.progress), true);
+    reporter.finish();
+}
+
+/// Maps partition records into run events.
+trait MapPartitions<'scope> {
+    fn map_partitions(self) -> timely::dataflow::StreamVec<'scope, i64, RunEvent>;
+}
+
+impl<'scope> MapPartitions<'scope> for timely::dataflow::StreamVec<'scope, i64, connectors::parquet::PartitionWritten> {
+    fn map_partitions(self) -> timely::dataflow::StreamVec<'scope, i64, RunEvent> {
+        use timely::dataflow::operators::vec::Map;
+        self.map(RunEvent::Partition)
+    }
+}

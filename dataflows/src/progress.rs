@@ -1,0 +1,104 @@
+//! Progress reporting: one log line per worker every interval, and a progress bar on
+//! a terminal for backfills (SPEC section 7).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use connectors::files::SourceProgress;
+use operators::BarsStats;
+use timely::dataflow::ProbeHandle;
+
+/// Counters one worker keeps for its progress line.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Rejected records seen by this worker, by reason.
+    pub rejects: BTreeMap<&'static str, u64>,
+    /// Rows written per feature set by this worker.
+    pub rows_out: BTreeMap<String, u64>,
+}
+
+/// Emits the periodic progress line of a worker and drives the progress bar.
+pub struct Reporter {
+    worker: usize,
+    interval: Duration,
+    last: Instant,
+    last_records: u64,
+    bar: Option<indicatif::ProgressBar>,
+    /// Shared bars counters of this worker.
+    pub bars: Rc<RefCell<BarsStats>>,
+    /// Other counters of this worker.
+    pub stats: Rc<RefCell<WorkerStats>>,
+}
+
+impl Reporter {
+    /// A reporter for `worker`; the progress bar is shown on worker 0 when stderr is a
+    /// terminal and `show_bar` is set.
+    pub fn new(worker: usize, interval: Duration, show_bar: bool) -> Reporter {
+        let bar = (show_bar && worker == 0 && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} rows {per_sec} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Reporter {
+            worker,
+            interval,
+            last: Instant::now(),
+            last_records: 0,
+            bar,
+            bars: Rc::default(),
+            stats: Rc::default(),
+        }
+    }
+
+    /// Logs a progress line if the interval has passed; updates the bar.
+    pub fn tick(&mut self, probe: &ProbeHandle<i64>, source: Option<&Arc<SourceProgress>>, force: bool) {
+        if let (Some(bar), Some(src)) = (self.bar.as_ref(), source) {
+            bar.set_length(src.rows_total.load(Ordering::Relaxed));
+            bar.set_position(src.rows_done.load(Ordering::Relaxed));
+        }
+        let elapsed = self.last.elapsed();
+        if !force && elapsed < self.interval {
+            return;
+        }
+        self.last = Instant::now();
+        let bars = self.bars.borrow();
+        let stats = self.stats.borrow();
+        let rate = (bars.records_in - self.last_records) as f64 / elapsed.as_secs_f64().max(1e-9);
+        self.last_records = bars.records_in;
+        let watermark = probe.with_frontier(|f| f.first().copied());
+        let watermark = match watermark {
+            Some(t) => chrono::DateTime::from_timestamp_millis(t)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_else(|| t.to_string()),
+            None => "done".to_string(),
+        };
+        let rejects: u64 = stats.rejects.values().sum();
+        tracing::info!(
+            worker = self.worker,
+            records_in = bars.records_in,
+            rate = format!("{rate:.0}/s"),
+            watermark = %watermark,
+            bars_out = bars.bars_out,
+            rows_out = ?stats.rows_out,
+            rejects,
+            rejects_by_reason = ?stats.rejects,
+            state_records = bars.state_records,
+            "progress"
+        );
+    }
+
+    /// Clears the progress bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

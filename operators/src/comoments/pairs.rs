@@ -1,0 +1,187 @@
+//! `CoMoments`: exact rolling sums per symbol and per owned pair at one resolution.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::comoments::{BetaRow, CoMomentConfig, CorrRow};
+use crate::grid::RET_SCALE;
+use crate::route::symbol_route;
+
+/// Returns of one symbol: the last W+1 (fixed-point) and exact sums over the last W.
+#[derive(Clone, Debug)]
+struct Series {
+    name: String,
+    block: u64,
+    ring: VecDeque<i64>,
+    count: u64,
+    sum: i128,
+    sum_sq: i128,
+    /// Grid time of the last return.
+    last_end: i64,
+}
+
+/// Exact co-moment sums of one owned pair.
+#[derive(Clone, Debug)]
+pub struct PairStats {
+    a: usize,
+    b: usize,
+    sum_ab: i128,
+    joint: u64,
+}
+
+/// Rolling co-moments of every pair this worker owns, at one resolution.
+#[derive(Clone, Debug)]
+pub struct CoMoments {
+    config: CoMomentConfig,
+    index: usize,
+    peers: usize,
+    series: Vec<Series>,
+    by_name: HashMap<String, usize>,
+    pairs: Vec<PairStats>,
+    benchmark: Option<usize>,
+}
+
+impl CoMoments {
+    /// Empty state for worker `index` of `peers`.
+    pub fn new(config: CoMomentConfig, index: usize, peers: usize) -> CoMoments {
+        CoMoments {
+            config,
+            index,
+            peers,
+            series: Vec::new(),
+            by_name: HashMap::new(),
+            pairs: Vec::new(),
+            benchmark: None,
+        }
+    }
+
+    /// True once the benchmark symbol has been seen.
+    pub fn has_benchmark(&self) -> bool {
+        self.benchmark.is_some()
+    }
+
+    /// The worker owning pair `(a, b)` (a < b by byte order): blocks of the matrix,
+    /// `peers` row blocks by `peers` column blocks.
+    fn owner(&self, a: &Series, b: &Series) -> usize {
+        let p = self.peers as u64;
+        ((a.block * p + b.block) % p) as usize
+    }
+
+    fn add_symbol(&mut self, name: &str) -> usize {
+        let idx = self.series.len();
+        self.series.push(Series {
+            name: name.to_string(),
+            block: symbol_route(name) % self.peers as u64,
+            ring: VecDeque::with_capacity(self.config.window + 2),
+            count: 0,
+            sum: 0,
+            sum_sq: 0,
+            last_end: i64::MIN,
+        });
+        self.by_name.insert(name.to_string(), idx);
+        if name == self.config.benchmark {
+            self.benchmark = Some(idx);
+        }
+        for other in 0..idx {
+            let (a, b) = if self.series[other].name.as_str() < name { (other, idx) } else { (idx, other) };
+            let wanted = self.config.correlation || self.benchmark.is_some_and(|bm| bm == a || bm == b);
+            if wanted && self.owner(&self.series[a], &self.series[b]) == self.index {
+                self.pairs.push(PairStats { a, b, sum_ab: 0, joint: 0 });
+            }
+        }
+        idx
+    }
+
+    /// Applies the returns of grid time `end` (every symbol's point at that time) and
+    /// emits the rows of owned pairs whose windows are full.
+    pub fn advance(
+        &mut self,
+        resolution_ms: i64,
+        end: i64,
+        mut rets: Vec<(String, Option<i64>)>,
+        corr_rows: &mut Vec<CorrRow>,
+        beta_rows: &mut Vec<BetaRow>,
+    ) {
+        let w = self.config.window;
+        rets.sort();
+        for (name, ret) in rets {
+            let idx = match self.by_name.get(&name) {
+                Some(&i) => i,
+                None => self.add_symbol(&name),
+            };
+            let Some(x) = ret else { continue };
+            let s = &mut self.series[idx];
+            s.ring.push_back(x);
+            s.sum += i128::from(x);
+            s.sum_sq += i128::from(x) * i128::from(x);
+            if s.ring.len() == w + 2 {
+                s.ring.pop_front();
+            }
+            if s.ring.len() == w + 1 {
+                let y = i128::from(s.ring[0]);
+                s.sum -= y;
+                s.sum_sq -= y * y;
+            }
+            s.count += 1;
+            s.last_end = end;
+        }
+        let wi = w as i128;
+        for p in self.pairs.iter_mut() {
+            let (a, b) = (&self.series[p.a], &self.series[p.b]);
+            if a.last_end != end || b.last_end != end {
+                continue;
+            }
+            let (xa, xb) = (a.ring[a.ring.len() - 1], b.ring[b.ring.len() - 1]);
+            p.sum_ab += i128::from(xa) * i128::from(xb);
+            p.joint += 1;
+            if p.joint > w as u64 {
+                let (ya, yb) = (a.ring[a.ring.len() - 1 - w], b.ring[b.ring.len() - 1 - w]);
+                p.sum_ab -= i128::from(ya) * i128::from(yb);
+            }
+            if p.joint < w as u64 {
+                continue;
+            }
+            let num = moment(wi, p.sum_ab, a.sum, b.sum);
+            let (den_a, den_b) = (moment(wi, a.sum_sq, a.sum, a.sum), moment(wi, b.sum_sq, b.sum, b.sum));
+            let corr = (den_a != 0.0 && den_b != 0.0).then(|| num / den_a.sqrt() / den_b.sqrt());
+            if self.config.correlation {
+                corr_rows.push(CorrRow {
+                    resolution_ms,
+                    window_end: end,
+                    symbol_a: a.name.clone(),
+                    symbol_b: b.name.clone(),
+                    corr,
+                    n: w as i64,
+                });
+            }
+            if let Some(bm) = self.benchmark {
+                let (s, den_bm, sum_s, sum_bm) = if bm == p.b {
+                    (a, den_b, a.sum, b.sum)
+                } else if bm == p.a {
+                    (b, den_a, b.sum, a.sum)
+                } else {
+                    continue;
+                };
+                let beta = (den_bm != 0.0).then(|| num / den_bm);
+                let scale = w as f64 * RET_SCALE;
+                beta_rows.push(BetaRow {
+                    symbol: s.name.clone(),
+                    benchmark: self.config.benchmark.clone(),
+                    resolution_ms,
+                    window_end: end,
+                    beta,
+                    alpha: beta.map(|beta| sum_s as f64 / scale - beta * (sum_bm as f64 / scale)),
+                    r2: corr.map(|c| c * c),
+                    n: w as i64,
+                });
+            }
+        }
+    }
+}
+
+/// `W·Σxy − Σx·Σy`, exactly in integers when it fits, as f64.
+fn moment(w: i128, sum_xy: i128, sum_x: i128, sum_y: i128) -> f64 {
+    match w.checked_mul(sum_xy).zip(sum_x.checked_mul(sum_y)).and_then(|(a, b)| a.checked_sub(b)) {
+        Some(v) => v as f64,
+        None => w as f64 * sum_xy as f64 - sum_x as f64 * sum_y as f64,
+    }
+}

@@ -1,0 +1,239 @@
+//! Oracle tests of the rolling features: bars through the dense grid, indicators and
+//! co-moments on 1 and 3 workers, against a from-scratch recomputation, on seeded
+//! random walks with gaps, late-starting and stopping symbols and constant prices.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use timely::dataflow::operators::vec::input::Handle as InputHandle;
+use timely::dataflow::operators::{Input, Inspect, Probe};
+
+use crate::comoments::{BetaRow, CoMomentConfig, CorrRow, RollingCoMoments};
+use crate::grid::{DenseGrid, GridPoint, LastBars};
+use crate::indicators::{AlertRow, IndicatorConfig, IndicatorRow, Indicators};
+use crate::Bar;
+
+const R: i64 = 60_000;
+const W: usize = 8;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn bar(symbol: &str, start: i64, close: f64, volume: f64) -> Bar {
+    Bar {
+        symbol: symbol.into(),
+        resolution_ms: R,
+        window_start: start,
+        window_end: start + R,
+        open: close,
+        high: close,
+        low: close,
+        close,
+        volume,
+        quote_volume: Some(close * volume),
+        vwap: Some(close),
+        trades: Some(1),
+        buy_volume: Some(volume),
+        sell_volume: Some(0.0),
+    }
+}
+
+/// Random walks: A trades always, B starts late, C stops early, D has long gaps,
+/// E is constant (zero variance), F trades once.
+fn random_bars(seed: u64, n: i64) -> Vec<Bar> {
+    let mut rng = Rng(seed);
+    let mut out = Vec::new();
+    let mut prices = [100.0, 50.0, 10.0, 7.0, 3.0, 1.0];
+    for t in 0..n {
+        let start = 1_700_000_040_000 + t * R;
+        let f = rng.unit() - 0.5;
+        for (i, sym) in ["A", "B", "C", "D", "E", "F"].iter().enumerate() {
+            let trades = match i {
+                1 => t >= n / 3,
+                2 => t < 2 * n / 3,
+                3 => rng.unit() < 0.4,
+                4 => true,
+                _ => t == n / 2,
+            };
+            if i != 4 {
+                prices[i] *= (0.01 * f + 0.01 * (rng.unit() - 0.5)).exp();
+            }
+            if trades {
+                let spike = if rng.unit() < 0.05 { 20.0 } else { 1.0 };
+                out.push(bar(sym, start, prices[i], (1.0 + rng.unit()) * spike));
+            }
+        }
+    }
+    out
+}
+
+type Outputs = (Vec<IndicatorRow>, Vec<AlertRow>, Vec<CorrRow>, Vec<BetaRow>);
+
+fn run(bars: Vec<Bar>, workers: usize) -> Outputs {
+    let bars = Arc::new(bars);
+    let out: Arc<Mutex<Outputs>> = Arc::default();
+    let out2 = out.clone();
+    timely::execute(timely::Config::process(workers), move |worker| {
+        let (index, peers) = (worker.index(), worker.peers());
+        let mut input = InputHandle::<i64, Bar>::new();
+        let o = out2.clone();
+        let probe = worker.dataflow::<i64, _, _>(|scope| {
+            let bars = scope.input_from(&mut input);
+            let grid = bars.clone().dense_grid(bars.last_bars());
+            let (rows, alerts) = grid.clone().indicators(IndicatorConfig { window: W, zscore_alert: 1.5 });
+            let config = CoMomentConfig { window: W, benchmark: "A".into(), correlation: true };
+            let (corr, beta) = grid.rolling_comoments(config);
+            let (o1, o2, o3, o4) = (o.clone(), o.clone(), o.clone(), o.clone());
+            rows.inspect(move |r| o1.lock().unwrap().0.push(r.clone()));
+            alerts.inspect(move |r| o2.lock().unwrap().1.push(r.clone()));
+            beta.inspect(move |r| o4.lock().unwrap().3.push(r.clone()));
+            corr.inspect(move |r| o3.lock().unwrap().2.push(r.clone())).probe().0
+        });
+        let mine: Vec<&Bar> = bars.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, b)| b).collect();
+        for b in mine {
+            if *input.time() < b.window_start {
+                input.advance_to(b.window_start);
+                worker.step();
+            }
+            input.send(b.clone());
+        }
+        input.close();
+        while !probe.done() {
+            worker.step();
+        }
+    })
+    .unwrap();
+    let mut o = out.lock().unwrap().clone();
+    o.0.sort_by(|a, b| (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end)));
+    o.1.sort_by(|a, b| (&a.symbol, a.window_end, &a.kind).cmp(&(&b.symbol, b.window_end, &b.kind)));
+    o.2.sort_by(|a, b| (&a.symbol_a, &a.symbol_b, a.window_end).cmp(&(&b.symbol_a, &b.symbol_b, b.window_end)));
+    o.3.sort_by(|a, b| (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end)));
+    o
+}
+
+/// The dense grid from scratch: every symbol from its first bar to the last bar overall.
+fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
+    let last = bars.iter().map(|b| b.window_end).max().unwrap();
+    let mut by: BTreeMap<String, BTreeMap<i64, &Bar>> = BTreeMap::new();
+    for b in bars {
+        by.entry(b.symbol.clone()).or_default().insert(b.window_end, b);
+    }
+    by.into_iter()
+        .map(|(sym, bs)| {
+            let first = *bs.keys().next().unwrap();
+            let mut pts: Vec<GridPoint> = Vec::new();
+            let mut e = first;
+            while e <= last {
+                let prev = pts.last().map(|p| p.close);
+                let (close, volume) = bs.get(&e).map(|b| (b.close, b.volume)).unwrap_or_else(|| (prev.unwrap(), 0.0));
+                pts.push(GridPoint { symbol: sym.clone(), resolution_ms: R, window_end: e, close, volume, ret: prev.map(|p| (close / p).ln()) });
+                e += R;
+            }
+            (sym, pts)
+        })
+        .collect()
+}
+
+fn stats(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let m = xs.iter().sum::<f64>() / n;
+    (m, (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt())
+}
+
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn check(out: &Outputs, bars: &[Bar]) {
+    let grid = reference_grid(bars);
+    // indicators: one row per grid point
+    let rows: Vec<&IndicatorRow> = out.0.iter().collect();
+    assert_eq!(rows.len(), grid.values().map(Vec::len).sum::<usize>());
+    let mut i = 0;
+    let mut corr_want: BTreeMap<(String, String, i64), Option<f64>> = BTreeMap::new();
+    for (sym, pts) in &grid {
+        for (k, p) in pts.iter().enumerate() {
+            let r = rows[i];
+            i += 1;
+            assert_eq!((&r.symbol, r.window_end, r.close), (sym, p.window_end, p.close));
+            assert!(close(r.ret, p.ret));
+            let closes: Vec<f64> = pts[..=k].iter().map(|p| p.close).collect();
+            let sma = (closes.len() >= 20).then(|| stats(&closes[closes.len() - 20..]));
+            assert!(close(r.sma_20, sma.map(|s| s.0)), "sma {r:?}");
+            assert!(close(r.bb_upper, sma.map(|s| s.0 + 2.0 * s.1)));
+            let rets: Vec<f64> = pts[1..=k.max(1).min(pts.len() - 1)].iter().filter_map(|p| p.ret).collect();
+            let rets = if k == 0 { vec![] } else { rets };
+            let win = (rets.len() >= W).then(|| stats(&rets[rets.len() - W..]));
+            assert!(close(r.realized_vol, win.map(|s| s.1)), "vol {r:?}");
+            let z = win.and_then(|(m, s)| (s != 0.0).then(|| (p.ret.unwrap() - m) / s));
+            if sym == "E" {
+                assert_eq!(r.zscore, None, "constant prices: zero variance gives null");
+            }
+            assert!(close(r.zscore, z), "z {r:?} vs {z:?}");
+            let rsi_changes = k;
+            assert_eq!(r.rsi_14.is_some(), rsi_changes >= 14, "{r:?}");
+        }
+    }
+    // correlation: every pair, every time both have W returns
+    let names: Vec<&String> = grid.keys().collect();
+    for (ia, a) in names.iter().enumerate() {
+        for b in &names[ia + 1..] {
+            let (pa, pb) = (&grid[*a], &grid[*b]);
+            for p in pa.iter() {
+                let t = p.window_end;
+                let wa: Vec<f64> = pa.iter().filter(|q| q.window_end <= t).filter_map(|q| q.ret).collect();
+                let wb: Vec<f64> = pb.iter().filter(|q| q.window_end <= t).filter_map(|q| q.ret).collect();
+                if wa.len() < W || wb.len() < W || !pb.iter().any(|q| q.window_end == t) {
+                    continue;
+                }
+                let (xa, xb) = (&wa[wa.len() - W..], &wb[wb.len() - W..]);
+                let ((ma, sa), (mb, sb)) = (stats(xa), stats(xb));
+                let cov = xa.iter().zip(xb).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / W as f64;
+                let exact_zero = |xs: &[f64]| xs.iter().all(|x| *x == xs[0]);
+                let c = (!exact_zero(xa) && !exact_zero(xb)).then(|| cov / (sa * sb));
+                corr_want.insert(((*a).clone(), (*b).clone(), t), c);
+            }
+        }
+    }
+    let got: BTreeMap<(String, String, i64), Option<f64>> =
+        out.2.iter().map(|r| ((r.symbol_a.clone(), r.symbol_b.clone(), r.window_end), r.corr)).collect();
+    assert_eq!(got.len(), out.2.len(), "no repeated rows");
+    assert_eq!(got.keys().collect::<Vec<_>>(), corr_want.keys().collect::<Vec<_>>());
+    for (k, v) in &corr_want {
+        assert!(close(got[k], *v), "{k:?}: {:?} vs {v:?}", got[k]);
+    }
+    // beta rows: one per (symbol != A) whenever its pair with A has a full window
+    let want_beta = corr_want.keys().filter(|(a, b, _)| a == "A" || b == "A").count();
+    assert_eq!(out.3.len(), want_beta);
+    for r in &out.3 {
+        let key = if r.symbol.as_str() < "A" { (r.symbol.clone(), "A".to_string(), r.window_end) } else { ("A".to_string(), r.symbol.clone(), r.window_end) };
+        assert!(close(r.r2, corr_want[&key].map(|c| c * c)));
+    }
+    assert!(out.1.iter().any(|a| a.kind == "volume_spike"));
+}
+
+#[test]
+fn rolling_features_match_reference_on_1_and_3_workers() {
+    for seed in [5u64, 6] {
+        let bars = random_bars(seed, 90);
+        let one = run(bars.clone(), 1);
+        check(&one, &bars);
+        let three = run(bars, 3);
+        assert_eq!(one, three, "identical rows on 1 and 3 workers");
+    }
+}

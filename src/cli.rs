@@ -1,0 +1,113 @@
+//! Command-line definitions. Dataflow commands take timely's own flags unchanged
+//! (`-w -n -p -h -z`), so `-h` means hostfile there and help is `--help`.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// Incremental market features for crypto exchanges, on timely and differential dataflow.
+#[derive(Debug, Parser)]
+#[command(name = "marketflow", version, about, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Configuration file (TOML); the embedded default when absent.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the feature graph over historical files and write Parquet.
+    #[command(disable_help_flag = true)]
+    Backfill(BackfillArgs),
+    /// Write a seeded synthetic market (correlated GBM with a BTC factor).
+    #[command(disable_help_flag = true)]
+    Simulate(SimulateArgs),
+}
+
+/// timely's cluster flags, unchanged.
+#[derive(Clone, Debug, Args)]
+pub struct TimelyArgs {
+    /// Worker threads per process.
+    #[arg(short = 'w', long = "threads", default_value_t = 1, value_name = "THREADS")]
+    pub threads: usize,
+    /// Number of processes.
+    #[arg(short = 'n', long = "processes", default_value_t = 1, value_name = "PROCESSES")]
+    pub processes: usize,
+    /// Index of this process, 0-based.
+    #[arg(short = 'p', long = "process", default_value_t = 0, value_name = "INDEX")]
+    pub process: usize,
+    /// Hostfile: one host:port a line, in process order.
+    #[arg(short = 'h', long = "hostfile", value_name = "HOSTFILE")]
+    pub hostfile: Option<PathBuf>,
+    /// Serialize data between local workers too (zero-copy allocator).
+    #[arg(short = 'z', long = "zerocopy")]
+    pub zerocopy: bool,
+    /// Print help.
+    #[arg(long = "help", action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// `marketflow backfill`
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Input files: paths, globs, directories or object-store URLs.
+    #[arg(long, required = true, num_args = 1.., value_name = "URL")]
+    pub input: Vec<String>,
+    /// Output root (overrides sinks.parquet.output).
+    #[arg(long, value_name = "URL")]
+    pub output: Option<String>,
+    /// What the inputs hold (default: the first configured source's kind).
+    #[arg(long, value_parser = ["trades", "candles"])]
+    pub kind: Option<String>,
+    /// Keep events at or after TIME (RFC 3339 or epoch ms).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Keep events before TIME (RFC 3339 or epoch ms).
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Run id (manifest name); generated when absent.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Cluster flags.
+    #[command(flatten)]
+    pub timely: TimelyArgs,
+}
+
+/// `marketflow simulate`
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Number of symbols (BTCUSDT first).
+    #[arg(long, default_value_t = 5)]
+    pub symbols: usize,
+    /// Minutes of market time.
+    #[arg(long, default_value_t = 60)]
+    pub minutes: u64,
+    /// Random seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output file (.parquet, .csv, .csv.gz, .csv.zst, .jsonl, .jsonl.gz), local or object store.
+    #[arg(long, value_name = "URL", required_unless_present = "topic", conflicts_with = "topic")]
+    pub output: Option<String>,
+    /// Kafka topic to produce to.
+    #[arg(long, value_name = "T")]
+    pub topic: Option<String>,
+    /// Print help.
+    #[arg(long = "help", action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
