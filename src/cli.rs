@@ -44,13 +44,28 @@ pub enum Command {
 #[derive(Clone, Debug, Args)]
 pub struct TimelyArgs {
     /// Worker threads per process.
-    #[arg(short = 'w', long = "threads", default_value_t = 1, value_name = "THREADS")]
+    #[arg(
+        short = 'w',
+        long = "threads",
+        default_value_t = 1,
+        value_name = "THREADS"
+    )]
     pub threads: usize,
     /// Number of processes.
-    #[arg(short = 'n', long = "processes", default_value_t = 1, value_name = "PROCESSES")]
+    #[arg(
+        short = 'n',
+        long = "processes",
+        default_value_t = 1,
+        value_name = "PROCESSES"
+    )]
     pub processes: usize,
     /// Index of this process, 0-based.
-    #[arg(short = 'p', long = "process", default_value_t = 0, value_name = "INDEX")]
+    #[arg(
+        short = 'p',
+        long = "process",
+        default_value_t = 0,
+        value_name = "INDEX"
+    )]
     pub process: usize,
     /// Hostfile: one host:port a line, in process order.
     #[arg(short = 'h', long = "hostfile", value_name = "HOSTFILE")]
@@ -102,7 +117,12 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Output file (.parquet, .csv, .csv.gz, .csv.zst, .jsonl, .jsonl.gz), local or object store.
-    #[arg(long, value_name = "URL", required_unless_present = "topic", conflicts_with = "topic")]
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "topic",
+        conflicts_with = "topic"
+    )]
     pub output: Option<String>,
     /// Kafka topic to produce to.
     #[arg(long, value_name = "T")]

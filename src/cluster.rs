@@ -12,12 +12,17 @@ pub fn timely_config(args: &TimelyArgs) -> Result<timely::Config, UsageError> {
         return Err(UsageError("-w and -n must be at least 1".into()));
     }
     if args.process >= args.processes {
-        return Err(UsageError(format!("-p {} is out of range for -n {}", args.process, args.processes)));
+        return Err(UsageError(format!(
+            "-p {} is out of range for -n {}",
+            args.process, args.processes
+        )));
     }
     let communication = if args.processes > 1 {
         let addresses = match &args.hostfile {
             Some(path) => read_hostfile(path, args.processes)?,
-            None => (0..args.processes).map(|i| format!("localhost:{}", 2101 + i)).collect(),
+            None => (0..args.processes)
+                .map(|i| format!("localhost:{}", 2101 + i))
+                .collect(),
         };
         CommunicationConfig::Cluster {
             threads: args.threads,
@@ -33,7 +38,10 @@ pub fn timely_config(args: &TimelyArgs) -> Result<timely::Config, UsageError> {
     } else {
         CommunicationConfig::Thread
     };
-    Ok(timely::Config { communication, worker: WorkerConfig::default() })
+    Ok(timely::Config {
+        communication,
+        worker: WorkerConfig::default(),
+    })
 }
 
 /// Reads `host:port` lines (blank lines and `#` comments skipped); needs `n` of them.
@@ -46,9 +54,9 @@ pub fn read_hostfile(path: &std::path::Path, n: usize) -> Result<Vec<String>, Us
         if line.is_empty() {
             continue;
         }
-        let valid = line
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+        let valid = line.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
         if !valid {
             return Err(UsageError(format!(
                 "hostfile {} line {}: `{line}` is not host:port",

@@ -137,7 +137,10 @@ impl Default for Config {
 }
 impl Default for KafkaConfig {
     fn default() -> Self {
-        KafkaConfig { brokers: "embedded".into(), client: BTreeMap::new() }
+        KafkaConfig {
+            brokers: "embedded".into(),
+            client: BTreeMap::new(),
+        }
     }
 }
 impl Default for SourceConfig {
@@ -153,7 +156,11 @@ impl Default for SourceConfig {
 }
 impl Default for TimeConfig {
     fn default() -> Self {
-        TimeConfig { max_out_of_orderness: "2s".into(), allowed_lateness: "0s".into(), idle_timeout: "10s".into() }
+        TimeConfig {
+            max_out_of_orderness: "2s".into(),
+            allowed_lateness: "0s".into(),
+            idle_timeout: "10s".into(),
+        }
     }
 }
 impl Default for FeaturesConfig {
@@ -170,17 +177,24 @@ impl Default for FeaturesConfig {
 }
 impl Default for KafkaSinkConfig {
     fn default() -> Self {
-        KafkaSinkConfig { topic_prefix: "feature.".into() }
+        KafkaSinkConfig {
+            topic_prefix: "feature.".into(),
+        }
     }
 }
 impl Default for ParquetSinkConfig {
     fn default() -> Self {
-        ParquetSinkConfig { output: "file://./out".into(), compression: "zstd".into() }
+        ParquetSinkConfig {
+            output: "file://./out".into(),
+            compression: "zstd".into(),
+        }
     }
 }
 impl Default for ProgressConfig {
     fn default() -> Self {
-        ProgressConfig { interval: "5s".into() }
+        ProgressConfig {
+            interval: "5s".into(),
+        }
     }
 }
 
@@ -190,7 +204,12 @@ pub struct ConfigErrors(pub Vec<String>);
 
 impl std::fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "invalid configuration ({} problem{}):", self.0.len(), if self.0.len() == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "invalid configuration ({} problem{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "  - {e}")?;
         }
@@ -212,11 +231,19 @@ pub struct Validated {
 }
 
 /// Loads `path` (or the embedded default), applies env overrides from `env`, and validates.
-pub fn load(path: Option<&Path>, env: impl Iterator<Item = (String, String)>) -> Result<Validated, ConfigErrors> {
+pub fn load(
+    path: Option<&Path>,
+    env: impl Iterator<Item = (String, String)>,
+) -> Result<Validated, ConfigErrors> {
     let (origin, text) = match path {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => (p.display().to_string(), t),
-            Err(e) => return Err(ConfigErrors(vec![format!("{}: cannot read: {e}", p.display())])),
+            Err(e) => {
+                return Err(ConfigErrors(vec![format!(
+                    "{}: cannot read: {e}",
+                    p.display()
+                )]))
+            }
         },
         None => ("<embedded default>".to_string(), DEFAULT_TOML.to_string()),
     };
@@ -254,47 +281,83 @@ fn validate(config: Config, origin: &str) -> Result<Validated, ConfigErrors> {
         }
     };
     for (key, value) in [
-        ("time.max_out_of_orderness", &config.time.max_out_of_orderness),
+        (
+            "time.max_out_of_orderness",
+            &config.time.max_out_of_orderness,
+        ),
         ("time.allowed_lateness", &config.time.allowed_lateness),
         ("time.idle_timeout", &config.time.idle_timeout),
         ("progress.interval", &config.progress.interval),
     ] {
         if parse_duration_ms(value).is_none() {
-            err(key, format!("`{value}` is not a duration (like 500ms, 2s, 1m)"));
+            err(
+                key,
+                format!("`{value}` is not a duration (like 500ms, 2s, 1m)"),
+            );
         }
     }
     if parse_duration_ms(&config.progress.interval) == Some(0) {
         err("progress.interval", "must be positive".into());
     }
     if config.features.rolling_window < 2 {
-        err("features.rolling_window", format!("must be at least 2, got {}", config.features.rolling_window));
+        err(
+            "features.rolling_window",
+            format!("must be at least 2, got {}", config.features.rolling_window),
+        );
     }
     if !(config.features.zscore_alert > 0.0 && config.features.zscore_alert.is_finite()) {
-        err("features.zscore_alert", format!("must be a positive number, got {}", config.features.zscore_alert));
+        err(
+            "features.zscore_alert",
+            format!(
+                "must be a positive number, got {}",
+                config.features.zscore_alert
+            ),
+        );
     }
     if config.features.benchmark.trim().is_empty() {
         err("features.benchmark", "must name a symbol".into());
     }
     if config.kafka.brokers.trim().is_empty() {
-        err("kafka.brokers", "must be `embedded` or host:port[,host:port...]".into());
+        err(
+            "kafka.brokers",
+            "must be `embedded` or host:port[,host:port...]".into(),
+        );
     }
     if config.sources.is_empty() {
-        err("sources", "at least one [[sources]] entry is required".into());
+        err(
+            "sources",
+            "at least one [[sources]] entry is required".into(),
+        );
     }
     let mut names = std::collections::BTreeSet::new();
     for (i, s) in config.sources.iter().enumerate() {
         if !["trades", "candles"].contains(&s.kind.as_str()) {
-            err(&format!("sources[{i}].kind"), format!("`{}` is not one of trades, candles", s.kind));
+            err(
+                &format!("sources[{i}].kind"),
+                format!("`{}` is not one of trades, candles", s.kind),
+            );
         }
         if !["auto", "canonical", "binance"].contains(&s.format.as_str()) {
-            err(&format!("sources[{i}].format"), format!("`{}` is not one of auto, canonical, binance", s.format));
+            err(
+                &format!("sources[{i}].format"),
+                format!("`{}` is not one of auto, canonical, binance", s.format),
+            );
         }
         if s.name.trim().is_empty() || !names.insert(s.name.clone()) {
-            err(&format!("sources[{i}].name"), format!("`{}` must be non-empty and unique", s.name));
+            err(
+                &format!("sources[{i}].name"),
+                format!("`{}` must be non-empty and unique", s.name),
+            );
         }
     }
     if config.sinks.parquet.compression != "zstd" {
-        err("sinks.parquet.compression", format!("`{}` is not supported (use zstd)", config.sinks.parquet.compression));
+        err(
+            "sinks.parquet.compression",
+            format!(
+                "`{}` is not supported (use zstd)",
+                config.sinks.parquet.compression
+            ),
+        );
     }
     if let Err(e) = connectors::store::Location::parse(&config.sinks.parquet.output) {
         err("sinks.parquet.output", e.to_string());
@@ -303,7 +366,11 @@ fn validate(config: Config, origin: &str) -> Result<Validated, ConfigErrors> {
         return Err(ConfigErrors(errors));
     }
     let progress_ms = parse_duration_ms(&config.progress.interval).unwrap_or(5000);
-    Ok(Validated { config, resolutions, progress_ms })
+    Ok(Validated {
+        config,
+        resolutions,
+        progress_ms,
+    })
 }
 
 #[cfg(test)]
@@ -314,7 +381,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, text).unwrap();
-        load(Some(&path), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
     }
 
     #[test]
@@ -337,21 +407,36 @@ mod tests {
         let err = load_str("[features]\nresolutions = [\"1m\", \"90s\"]\nrolling_window = 1\n[time]\nidle_timeout = \"soon\"\n", &[])
             .unwrap_err()
             .to_string();
-        for key in ["features.resolutions", "features.rolling_window", "time.idle_timeout"] {
+        for key in [
+            "features.resolutions",
+            "features.rolling_window",
+            "time.idle_timeout",
+        ] {
             assert!(err.contains(key), "{key} missing in {err}");
         }
     }
 
     #[test]
     fn env_overrides_apply_and_are_checked() {
-        let v = load_str("", &[("MARKETFLOW__FEATURES__ROLLING_WINDOW", "30"), ("MARKETFLOW__KAFKA__BROKERS", "h:9092")]).unwrap();
+        let v = load_str(
+            "",
+            &[
+                ("MARKETFLOW__FEATURES__ROLLING_WINDOW", "30"),
+                ("MARKETFLOW__KAFKA__BROKERS", "h:9092"),
+            ],
+        )
+        .unwrap();
         assert_eq!(v.config.features.rolling_window, 30);
         assert_eq!(v.config.kafka.brokers, "h:9092");
         let v = load_str("", &[("MARKETFLOW__FEATURES__RESOLUTIONS", "[\"1m\"]")]).unwrap();
         assert_eq!(v.resolutions.len(), 1);
-        let e = load_str("", &[("MARKETFLOW__FEATURES__NOPE", "1")]).unwrap_err().to_string();
+        let e = load_str("", &[("MARKETFLOW__FEATURES__NOPE", "1")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("features.nope"), "{e}");
-        let e = load_str("", &[("MARKETFLOW__FEATURES__ROLLING_WINDOW", "abc")]).unwrap_err().to_string();
+        let e = load_str("", &[("MARKETFLOW__FEATURES__ROLLING_WINDOW", "abc")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("rolling_window"), "{e}");
     }
 }

@@ -6,9 +6,25 @@ use toml::{Table, Value};
 const KNOWN: &[(&str, &[&str])] = &[
     ("kafka", &["brokers", "client"]),
     ("kafka.client", &["*"]),
-    ("sources", &["name", "kind", "topic", "format", "symbol_prefix"]),
-    ("time", &["max_out_of_orderness", "allowed_lateness", "idle_timeout"]),
-    ("features", &["resolutions", "rolling_window", "benchmark", "correlation", "indicators", "zscore_alert"]),
+    (
+        "sources",
+        &["name", "kind", "topic", "format", "symbol_prefix"],
+    ),
+    (
+        "time",
+        &["max_out_of_orderness", "allowed_lateness", "idle_timeout"],
+    ),
+    (
+        "features",
+        &[
+            "resolutions",
+            "rolling_window",
+            "benchmark",
+            "correlation",
+            "indicators",
+            "zscore_alert",
+        ],
+    ),
     ("sinks", &["kafka", "parquet"]),
     ("sinks.kafka", &["topic_prefix"]),
     ("sinks.parquet", &["output", "compression"]),
@@ -21,9 +37,15 @@ fn known(section: &str) -> Option<&'static [&'static str]> {
 
 /// Applies `MARKETFLOW__SECTION__KEY=value` (nested sections with more `__`). Values
 /// are parsed as TOML (`30`, `true`, `["1m"]`), else taken as strings.
-pub fn apply_env(table: &mut Table, env: impl Iterator<Item = (String, String)>, errors: &mut Vec<String>) {
+pub fn apply_env(
+    table: &mut Table,
+    env: impl Iterator<Item = (String, String)>,
+    errors: &mut Vec<String>,
+) {
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("MARKETFLOW__") else { continue };
+        let Some(rest) = name.strip_prefix("MARKETFLOW__") else {
+            continue;
+        };
         let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
         if path.len() < 2 || path.iter().any(String::is_empty) {
             errors.push(format!("{name}: expected MARKETFLOW__SECTION__KEY"));
@@ -34,23 +56,26 @@ pub fn apply_env(table: &mut Table, env: impl Iterator<Item = (String, String)>,
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| Value::String(raw.clone()));
-        let mut cursor = &mut *table;
-        let (last, parents) = path.split_last().expect("two parts");
-        let mut ok = true;
-        for p in parents {
-            let entry = cursor.entry(p.clone()).or_insert_with(|| Value::Table(Table::new()));
-            match entry {
-                Value::Table(t) => cursor = t,
-                _ => {
-                    errors.push(format!("{name}: `{p}` is not a section"));
-                    ok = false;
-                    break;
-                }
-            }
+        if let Err(p) = set_path(table, &path, value) {
+            errors.push(format!("{name}: `{p}` is not a section"));
         }
-        if ok {
-            cursor.insert(last.clone(), value);
+    }
+}
+
+fn set_path(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
+    match path {
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
         }
+        [first, rest @ ..] => match table
+            .entry(first.clone())
+            .or_insert_with(|| Value::Table(Table::new()))
+        {
+            Value::Table(t) => set_path(t, rest, value),
+            _ => Err(first.clone()),
+        },
+        [] => Ok(()),
     }
 }
 

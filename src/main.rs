@@ -30,7 +30,8 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let usage = e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<config::ConfigErrors>().is_some();
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<config::ConfigErrors>().is_some();
             eprintln!("error: {}", format!("{e:#}").trim_end());
             ExitCode::from(if usage { 2 } else { 1 })
         }

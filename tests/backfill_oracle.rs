@@ -48,8 +48,17 @@ fn write_inputs(dir: &Path, seed: u64) -> (Vec<RefTrade>, usize) {
         };
         id += 1;
         // later files hold earlier trades: files are out of order with each other
-        let f = (files - 1) - ((t.ts_ms - 1_723_150_000_000) as usize * files / (8000 * 60 + 1)).min(files - 1);
-        let line = format!("{},{},{},{},{},{}", t.ts_ms, t.symbol, t.price, t.qty, if t.is_buyer_maker { "True" } else { "false" }, id - 1);
+        let f = (files - 1)
+            - ((t.ts_ms - 1_723_150_000_000) as usize * files / (8000 * 60 + 1)).min(files - 1);
+        let line = format!(
+            "{},{},{},{},{},{}",
+            t.ts_ms,
+            t.symbol,
+            t.price,
+            t.qty,
+            if t.is_buyer_maker { "True" } else { "false" },
+            id - 1
+        );
         lines[f].push(line.clone());
         if rng.below(40) == 0 {
             lines[rng.below(files as u64) as usize].push(line); // duplicate, maybe in another file
@@ -71,11 +80,17 @@ fn write_inputs(dir: &Path, seed: u64) -> (Vec<RefTrade>, usize) {
                 ls.swap(k, k - 1);
             }
         }
-        let body = format!("ts_ms,symbol,price,qty,is_buyer_maker,trade_id\n{}\n", ls.join("\n"));
+        let body = format!(
+            "ts_ms,symbol,price,qty,is_buyer_maker,trade_id\n{}\n",
+            ls.join("\n")
+        );
         match i {
             0 => std::fs::write(dir.join("part-0.csv"), body).unwrap(),
             1 => {
-                let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(dir.join("part-1.csv.gz")).unwrap(), flate2::Compression::fast());
+                let mut gz = flate2::write::GzEncoder::new(
+                    std::fs::File::create(dir.join("part-1.csv.gz")).unwrap(),
+                    flate2::Compression::fast(),
+                );
                 gz.write_all(body.as_bytes()).unwrap();
                 gz.finish().unwrap();
             }
@@ -97,19 +112,36 @@ fn shuffled_files_give_reference_bars_on_1_and_3_workers() {
         for workers in ["1", "3"] {
             let out = dir.path().join(format!("out{workers}"));
             let glob = format!("{}/part-*", input.display());
-            assert_ok(&marketflow(&["backfill", "--input", &glob, "--output", out.to_str().unwrap(), "-w", workers]));
+            assert_ok(&marketflow(&[
+                "backfill",
+                "--input",
+                &glob,
+                "--output",
+                out.to_str().unwrap(),
+                "-w",
+                workers,
+            ]));
             let got = read_bars(&out);
             assert_bars_match(&got, &want);
             let rejects = std::fs::read_to_string(out.join("_rejects/part-00000.jsonl")).unwrap();
             let reasons: Vec<String> = rejects
                 .lines()
-                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"].as_str().unwrap().to_string())
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
                 .collect();
             let malformed = reasons.iter().filter(|r| *r != "duplicate").count();
             assert_eq!(malformed, bad, "every malformed line is rejected once");
             assert!(reasons.iter().any(|r| r == "duplicate"));
             for r in &reasons {
-                assert!(["parse_error", "invalid_price", "invalid_qty", "duplicate"].contains(&r.as_str()), "{r}");
+                assert!(
+                    ["parse_error", "invalid_price", "invalid_qty", "duplicate"]
+                        .contains(&r.as_str()),
+                    "{r}"
+                );
             }
             outputs.push(got);
         }

@@ -12,7 +12,15 @@ const RES: [i64; 3] = [1_000, 60_000, 300_000];
 
 fn backfill(out: &Path, extra: &[&str]) {
     let sample = sample();
-    let mut args = vec!["backfill", "--input", sample.to_str().unwrap(), "--output", out.to_str().unwrap(), "--run-id", "test"];
+    let mut args = vec![
+        "backfill",
+        "--input",
+        sample.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--run-id",
+        "test",
+    ];
     args.extend_from_slice(extra);
     assert_ok(&marketflow(&args));
 }
@@ -21,14 +29,21 @@ fn checksum(out: &Path) -> String {
     let m = manifests(out);
     assert_eq!(m.len(), 1);
     assert_eq!(m[0]["status"], "succeeded");
-    m[0]["feature_sets"]["bars"]["checksum"].as_str().unwrap().to_string()
+    m[0]["feature_sets"]["bars"]["checksum"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
 fn sample_bars_equal_reference_and_do_not_depend_on_workers() {
     let want = reference_bars(&sample_trades(), &RES);
     let dir = tempfile::tempdir().unwrap();
-    let runs = [("w1", vec!["-w", "1"]), ("w3", vec!["-w", "3"]), ("w2z", vec!["-w", "2", "-z"])];
+    let runs = [
+        ("w1", vec!["-w", "1"]),
+        ("w3", vec!["-w", "3"]),
+        ("w2z", vec!["-w", "2", "-z"]),
+    ];
     let mut sums = Vec::new();
     for (name, flags) in &runs {
         let out = dir.path().join(name);
@@ -41,7 +56,10 @@ fn sample_bars_equal_reference_and_do_not_depend_on_workers() {
         assert_eq!(m["feature_sets"]["bars"]["rows"], want.len() as u64);
         sums.push(checksum(&out));
     }
-    assert!(sums.windows(2).all(|w| w[0] == w[1]), "identical files on every worker count: {sums:?}");
+    assert!(
+        sums.windows(2).all(|w| w[0] == w[1]),
+        "identical files on every worker count: {sums:?}"
+    );
 }
 
 #[test]
@@ -63,13 +81,34 @@ fn two_processes_give_the_same_rows_as_one() {
     backfill(&single, &["-w", "1"]);
     let ports = free_ports(2);
     let hostfile = dir.path().join("hosts");
-    std::fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1])).unwrap();
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
+    )
+    .unwrap();
     let multi = dir.path().join("multi");
     let sample = sample();
     let spawn = |p: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_marketflow"))
-            .args(["backfill", "--input", sample.to_str().unwrap(), "--output", multi.to_str().unwrap(), "--run-id", "test"])
-            .args(["-w", "2", "-n", "2", "-p", p, "-h", hostfile.to_str().unwrap()])
+            .args([
+                "backfill",
+                "--input",
+                sample.to_str().unwrap(),
+                "--output",
+                multi.to_str().unwrap(),
+                "--run-id",
+                "test",
+            ])
+            .args([
+                "-w",
+                "2",
+                "-n",
+                "2",
+                "-p",
+                p,
+                "-h",
+                hostfile.to_str().unwrap(),
+            ])
             .env("RUST_LOG", "warn")
             .spawn()
             .unwrap()
@@ -85,8 +124,14 @@ fn two_processes_give_the_same_rows_as_one() {
 fn from_and_to_restrict_the_range() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    backfill(&out, &["--from", "2024-08-08T23:58:00Z", "--to", "1723161660000"]);
+    backfill(
+        &out,
+        &["--from", "2024-08-08T23:58:00Z", "--to", "1723161660000"],
+    );
     let (from, to) = (1_723_161_480_000i64, 1_723_161_660_000i64);
-    let trades: Vec<_> = sample_trades().into_iter().filter(|t| t.ts_ms >= from && t.ts_ms < to).collect();
+    let trades: Vec<_> = sample_trades()
+        .into_iter()
+        .filter(|t| t.ts_ms >= from && t.ts_ms < to)
+        .collect();
     assert_bars_match(&read_bars(&out), &reference_bars(&trades, &RES));
 }

@@ -15,16 +15,33 @@ fn bad_config_lists_every_problem_with_exit_2() {
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[features]\nresolutions = [\"1m\", \"7x\"]\nrolling_window = 0\ncolor = \"red\"\n[progress]\ninterval = \"often\"\n").unwrap();
     let sample = sample();
-    let out = marketflow(&["backfill", "--config", cfg.to_str().unwrap(), "--input", sample.to_str().unwrap()]);
+    let out = marketflow(&[
+        "backfill",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--input",
+        sample.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("features.color"), "{err}");
     let cfg2 = dir.path().join("bad2.toml");
     std::fs::write(&cfg2, "[features]\nresolutions = [\"1m\", \"7x\"]\nrolling_window = 0\n[progress]\ninterval = \"often\"\n").unwrap();
-    let out = marketflow(&["backfill", "--config", cfg2.to_str().unwrap(), "--input", sample.to_str().unwrap()]);
+    let out = marketflow(&[
+        "backfill",
+        "--config",
+        cfg2.to_str().unwrap(),
+        "--input",
+        sample.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    for key in ["features.resolutions", "features.rolling_window", "progress.interval", "bad2.toml"] {
+    for key in [
+        "features.resolutions",
+        "features.rolling_window",
+        "progress.interval",
+        "bad2.toml",
+    ] {
         assert!(err.contains(key), "{key} missing in: {err}");
     }
     assert!(!err.contains("panicked"));
@@ -46,7 +63,11 @@ fn env_override_is_validated() {
 fn missing_input_and_bad_flags_are_usage_errors() {
     let out = marketflow(&["backfill", "--input", "/nonexistent/*.csv"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("no input matches"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no input matches"),
+        "{}",
+        stderr(&out)
+    );
     let out = marketflow(&["backfill"]);
     assert_eq!(out.status.code(), Some(2));
     let out = marketflow(&["backfill", "--input", "x", "--from", "yesterday"]);
@@ -61,10 +82,28 @@ fn malformed_hostfile_is_a_clear_error() {
     let hosts = dir.path().join("hosts");
     std::fs::write(&hosts, "localhost:2101\nnot-an-address\n").unwrap();
     let sample = sample();
-    let out = marketflow(&["backfill", "--input", sample.to_str().unwrap(), "-n", "2", "-p", "0", "-h", hosts.to_str().unwrap()]);
+    let out = marketflow(&[
+        "backfill",
+        "--input",
+        sample.to_str().unwrap(),
+        "-n",
+        "2",
+        "-p",
+        "0",
+        "-h",
+        hosts.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("line 2"), "{}", stderr(&out));
-    let out = marketflow(&["backfill", "--input", sample.to_str().unwrap(), "-n", "2", "-p", "2"]);
+    let out = marketflow(&[
+        "backfill",
+        "--input",
+        sample.to_str().unwrap(),
+        "-n",
+        "2",
+        "-p",
+        "2",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -74,7 +113,13 @@ fn unreadable_input_fails_with_exit_1_and_a_failed_manifest() {
     let bad = dir.path().join("broken.parquet");
     std::fs::write(&bad, b"PAR1 this is not really parquet").unwrap();
     let out_dir = dir.path().join("out");
-    let out = marketflow(&["backfill", "--input", bad.to_str().unwrap(), "--output", out_dir.to_str().unwrap()]);
+    let out = marketflow(&[
+        "backfill",
+        "--input",
+        bad.to_str().unwrap(),
+        "--output",
+        out_dir.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("broken.parquet"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"));
@@ -90,16 +135,40 @@ fn malformed_records_are_rejected_not_fatal() {
     )
     .unwrap();
     let out_dir = dir.path().join("out");
-    assert_ok(&marketflow(&["backfill", "--input", input.to_str().unwrap(), "--output", out_dir.to_str().unwrap()]));
+    assert_ok(&marketflow(&[
+        "backfill",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out_dir.to_str().unwrap(),
+    ]));
     let rejects = std::fs::read_to_string(out_dir.join("_rejects/part-00000.jsonl")).unwrap();
     let mut reasons: Vec<String> = rejects
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     reasons.sort();
-    assert_eq!(reasons, ["duplicate", "invalid_price", "invalid_qty", "parse_error", "parse_error"]);
+    assert_eq!(
+        reasons,
+        [
+            "duplicate",
+            "invalid_price",
+            "invalid_qty",
+            "parse_error",
+            "parse_error"
+        ]
+    );
     assert!(rejects.contains("not,a,row"), "raw text kept: {rejects}");
     let bars = read_bars(&out_dir);
-    assert_eq!(bars.len(), 3, "one bar per resolution from the single good trade");
+    assert_eq!(
+        bars.len(),
+        3,
+        "one bar per resolution from the single good trade"
+    );
     assert!(bars.iter().all(|b| b.trades == Some(1)));
 }

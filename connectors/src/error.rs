@@ -60,12 +60,18 @@ pub enum ConnectorError {
 impl ConnectorError {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<String>, source: std::io::Error) -> ConnectorError {
-        ConnectorError::Io { path: path.into(), source }
+        ConnectorError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// A format error on `path`.
     pub fn format(path: impl Into<String>, reason: impl Into<String>) -> ConnectorError {
-        ConnectorError::Format { path: path.into(), reason: reason.into() }
+        ConnectorError::Format {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 

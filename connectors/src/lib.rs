@@ -3,7 +3,7 @@
 
 pub mod decode;
 pub mod error;
-// pub mod files; (enabled once the decoders land)
+pub mod files;
 pub mod manifest;
 pub mod parquet;
 pub mod rejects;

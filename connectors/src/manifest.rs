@@ -57,7 +57,10 @@ pub enum RunEvent {
 impl RunEvent {
     /// An empty source summary of `worker`.
     pub fn source(worker: usize) -> RunEvent {
-        RunEvent::Source(SourceSummary { worker, ..Default::default() })
+        RunEvent::Source(SourceSummary {
+            worker,
+            ..Default::default()
+        })
     }
 
     /// Counts a chunk into a source summary (no-op for other events).
@@ -67,7 +70,11 @@ impl RunEvent {
             s.records += chunk.records() as u64;
             s.rejects += chunk.rejects.len() as u64;
             for b in &chunk.batches {
-                let ts = b.trades.iter().map(|t| t.ts_ms).chain(b.candles.iter().map(|c| c.ts_ms));
+                let ts = b
+                    .trades
+                    .iter()
+                    .map(|t| t.ts_ms)
+                    .chain(b.candles.iter().map(|c| c.ts_ms));
                 for t in ts {
                     s.min_ts = Some(s.min_ts.map_or(t, |m| m.min(t)));
                     s.max_ts = Some(s.max_ts.map_or(t, |m| m.max(t)));
@@ -98,6 +105,9 @@ pub struct RunInfo {
     pub processes: usize,
     /// Start time, RFC 3339.
     pub started_at: String,
+    /// The feature sets the run computes; each gets an entry, even when empty.
+    #[serde(skip)]
+    pub feature_sets: Vec<String>,
 }
 
 /// Per feature set totals in the manifest.
@@ -140,7 +150,11 @@ pub struct Manifest {
 impl Manifest {
     /// A manifest from the run facts and the events seen.
     pub fn build(info: RunInfo, events: &[RunEvent], error: Option<String>) -> Manifest {
-        let mut sets: BTreeMap<String, (SetSummary, Vec<(String, String)>)> = BTreeMap::new();
+        let mut sets: BTreeMap<String, (SetSummary, Vec<(String, String)>)> = info
+            .feature_sets
+            .iter()
+            .map(|s| (s.clone(), Default::default()))
+            .collect();
         let (mut rows, mut records, mut range) = (0, 0, None::<(i64, i64)>);
         let mut rejects = RejectsSummary::default();
         for e in events {
@@ -176,7 +190,12 @@ impl Manifest {
             .collect();
         Manifest {
             info,
-            status: if error.is_none() { "succeeded" } else { "failed" }.to_string(),
+            status: if error.is_none() {
+                "succeeded"
+            } else {
+                "failed"
+            }
+            .to_string(),
             finished_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             error,
             input_rows: rows,
@@ -220,32 +239,36 @@ impl<'scope> WriteManifest<'scope> for StreamVec<'scope, i64, RunEvent> {
         done: Arc<Mutex<Option<Manifest>>>,
     ) -> StreamVec<'scope, i64, ()> {
         let index = self.scope().index();
-        self.unary_frontier(Exchange::new(|_| 0), "WriteManifest", move |cap, _| {
-            let mut cap = Some(cap);
-            let mut events = Vec::new();
-            let mut info = Some(info);
-            move |(input, frontier), _out| {
-                input.for_each(|_, data| events.append(data));
-                if let Some(t) = frontier.frontier().first() {
-                    if let Some(c) = cap.as_mut() {
-                        if c.time() < t {
-                            c.downgrade(t);
+        self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
+            Exchange::new(|_| 0),
+            "WriteManifest",
+            move |cap, _| {
+                let mut cap = Some(cap);
+                let mut events = Vec::new();
+                let mut info = Some(info);
+                move |(input, frontier), _out| {
+                    input.for_each(|_, data| events.append(data));
+                    if let Some(t) = frontier.frontier().first() {
+                        if let Some(c) = cap.as_mut() {
+                            if c.time() < t {
+                                c.downgrade(t);
+                            }
+                        }
+                        return;
+                    }
+                    if index == 0 && !errors.is_set() {
+                        if let Some(info) = info.take() {
+                            let manifest = Manifest::build(info, &events, None);
+                            match manifest.write(&output) {
+                                Ok(url) => tracing::info!(manifest = %url, "run manifest written"),
+                                Err(e) => errors.set(format!("writing the run manifest: {e}")),
+                            }
+                            *done.lock().unwrap_or_else(|p| p.into_inner()) = Some(manifest);
                         }
                     }
-                    return;
+                    cap = None;
                 }
-                if index == 0 && !errors.is_set() {
-                    if let Some(info) = info.take() {
-                        let manifest = Manifest::build(info, &events, None);
-                        match manifest.write(&output) {
-                            Ok(url) => tracing::info!(manifest = %url, "run manifest written"),
-                            Err(e) => errors.set(format!("writing the run manifest: {e}")),
-                        }
-                        *done.lock().unwrap_or_else(|p| p.into_inner()) = Some(manifest);
-                    }
-                }
-                cap = None;
-            }
-        })
+            },
+        )
     }
 }

@@ -29,29 +29,56 @@ pub const REJECTS_FILE: &str = "_rejects/part-00000.jsonl";
 /// ```
 pub fn to_json_line(r: &Reject, inputs: &[String]) -> String {
     let source = if r.source.is_empty() {
-        inputs.get(unseq(r.seq).0 as usize).cloned().unwrap_or_default()
+        inputs
+            .get(unseq(r.seq).0 as usize)
+            .cloned()
+            .unwrap_or_default()
     } else {
         r.source.clone()
     };
-    let position = if r.source.is_empty() { unseq(r.seq).1 } else { r.position };
-    serde_json::json!({
-        "reason": r.reason.as_str(),
-        "source": source,
-        "position": position,
-        "detail": r.detail,
-        "raw": r.raw,
-    })
-    .to_string()
+    let position = if r.source.is_empty() {
+        unseq(r.seq).1
+    } else {
+        r.position
+    };
+    let line = RejectLine {
+        reason: r.reason.as_str(),
+        source: &source,
+        position,
+        detail: &r.detail,
+        raw: &r.raw,
+    };
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+/// One dead-letter line; field order is the file's column order.
+#[derive(serde::Serialize)]
+struct RejectLine<'a> {
+    reason: &'a str,
+    source: &'a str,
+    position: u64,
+    detail: &'a str,
+    raw: &'a str,
 }
 
 /// Extension trait: write rejects to the dead-letter file.
 pub trait WriteRejects<'scope> {
     /// Writes every reject (all routed to worker 0); emits one summary when complete.
-    fn write_rejects(self, output: Location, inputs: Arc<Vec<String>>, errors: ErrorSlot) -> StreamVec<'scope, i64, RunEvent>;
+    fn write_rejects(
+        self,
+        output: Location,
+        inputs: Arc<Vec<String>>,
+        errors: ErrorSlot,
+    ) -> StreamVec<'scope, i64, RunEvent>;
 }
 
 impl<'scope> WriteRejects<'scope> for StreamVec<'scope, i64, Reject> {
-    fn write_rejects(self, output: Location, inputs: Arc<Vec<String>>, errors: ErrorSlot) -> StreamVec<'scope, i64, RunEvent> {
+    fn write_rejects(
+        self,
+        output: Location,
+        inputs: Arc<Vec<String>>,
+        errors: ErrorSlot,
+    ) -> StreamVec<'scope, i64, RunEvent> {
         let index = self.scope().index();
         self.unary_frontier(Exchange::new(|_| 0), "WriteRejects", move |cap, _| {
             let mut cap = Some(cap);
@@ -79,10 +106,16 @@ impl<'scope> WriteRejects<'scope> for StreamVec<'scope, i64, Reject> {
                 let total = counts.values().sum();
                 match output.put(REJECTS_FILE, std::mem::take(&mut buffer)) {
                     Ok(()) => {
-                        let summary = RejectsSummary { path: REJECTS_FILE.to_string(), total, by_reason: std::mem::take(&mut counts) };
+                        let summary = RejectsSummary {
+                            path: REJECTS_FILE.to_string(),
+                            total,
+                            by_reason: std::mem::take(&mut counts),
+                        };
                         out.session(&c).give(RunEvent::Rejects(summary));
                     }
-                    Err(e) => errors.set(format!("writing {}: {e}", output.child_url(REJECTS_FILE))),
+                    Err(e) => {
+                        errors.set(format!("writing {}: {e}", output.child_url(REJECTS_FILE)))
+                    }
                 }
             }
         })

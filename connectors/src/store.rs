@@ -45,7 +45,8 @@ pub enum Location {
 }
 
 fn has_scheme(url: &str) -> bool {
-    url.find("://").is_some_and(|i| i > 1 && url[..i].chars().all(|c| c.is_ascii_alphanumeric()))
+    url.find("://")
+        .is_some_and(|i| i > 1 && url[..i].chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 fn store_options() -> Vec<(String, String)> {
@@ -74,20 +75,33 @@ impl Location {
         if !has_scheme(url) {
             return Ok(Location::Local(absolute(url)));
         }
-        let parsed = url::Url::parse(url)
-            .map_err(|e| ConnectorError::InvalidUrl { url: url.to_string(), reason: e.to_string() })?;
+        let parsed = url::Url::parse(url).map_err(|e| ConnectorError::InvalidUrl {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
         match parsed.scheme() {
             "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "memory" => {}
             other => {
                 return Err(ConnectorError::InvalidUrl {
                     url: url.to_string(),
-                    reason: format!("unsupported scheme `{other}` (use a path, file://, s3://, gs:// or az://)"),
+                    reason: format!(
+                        "unsupported scheme `{other}` (use a path, file://, s3://, gs:// or az://)"
+                    ),
                 })
             }
         }
-        let (store, prefix) = object_store::parse_url_opts(&parsed, store_options())
-            .map_err(|e| ConnectorError::InvalidUrl { url: url.to_string(), reason: e.to_string() })?;
-        Ok(Location::Remote { store: Arc::from(store), prefix, url: url.trim_end_matches('/').to_string() })
+        let (store, prefix) =
+            object_store::parse_url_opts(&parsed, store_options()).map_err(|e| {
+                ConnectorError::InvalidUrl {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+        Ok(Location::Remote {
+            store: Arc::from(store),
+            prefix,
+            url: url.trim_end_matches('/').to_string(),
+        })
     }
 
     /// The URL (or local path) of `rel` below this location.
@@ -105,7 +119,8 @@ impl Location {
             Location::Local(dir) => {
                 let path = dir.join(rel);
                 let parent = path.parent().unwrap_or(dir);
-                std::fs::create_dir_all(parent).map_err(|e| ConnectorError::io(parent.display().to_string(), e))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| ConnectorError::io(parent.display().to_string(), e))?;
                 let tmp = parent.join(format!(
                     ".{}.tmp-{}",
                     path.file_name().and_then(|n| n.to_str()).unwrap_or("part"),
@@ -124,7 +139,10 @@ impl Location {
                 runtime()
                     .block_on(store.put(&target, bytes.into()))
                     .map(|_| ())
-                    .map_err(|source| ConnectorError::Store { path: target.to_string(), source })
+                    .map_err(|source| ConnectorError::Store {
+                        path: target.to_string(),
+                        source,
+                    })
             }
         }
     }
@@ -143,7 +161,10 @@ impl Location {
                 match got {
                     Ok(b) => Ok(Some(b.to_vec())),
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(source) => Err(ConnectorError::Store { path: target.to_string(), source }),
+                    Err(source) => Err(ConnectorError::Store {
+                        path: target.to_string(),
+                        source,
+                    }),
                 }
             }
         }
@@ -195,8 +216,10 @@ pub fn list_inputs(args: &[String]) -> Result<Vec<String>> {
 
 fn list_local(arg: &str, out: &mut Vec<String>) -> Result<()> {
     if is_glob(arg) {
-        let paths = glob::glob(arg)
-            .map_err(|e| ConnectorError::InvalidUrl { url: arg.to_string(), reason: e.to_string() })?;
+        let paths = glob::glob(arg).map_err(|e| ConnectorError::InvalidUrl {
+            url: arg.to_string(),
+            reason: e.to_string(),
+        })?;
         for p in paths.flatten() {
             if p.is_file() {
                 out.push(absolute(&p.display().to_string()).display().to_string());
@@ -239,11 +262,17 @@ fn list_remote(arg: &str, out: &mut Vec<String>) -> Result<()> {
         }
         None => (arg, None),
     };
-    let Location::Remote { store, prefix, url } = Location::parse(base.trim_end_matches('/'))? else {
+    let Location::Remote { store, prefix, url } = Location::parse(base.trim_end_matches('/'))?
+    else {
         return Ok(());
     };
     let pattern = pattern
-        .map(|p| glob::Pattern::new(p).map_err(|e| ConnectorError::InvalidUrl { url: arg.into(), reason: e.to_string() }))
+        .map(|p| {
+            glob::Pattern::new(p).map_err(|e| ConnectorError::InvalidUrl {
+                url: arg.into(),
+                reason: e.to_string(),
+            })
+        })
         .transpose()?;
     if pattern.is_none() && runtime().block_on(store.head(&prefix)).is_ok() {
         out.push(url);
@@ -252,8 +281,15 @@ fn list_remote(arg: &str, out: &mut Vec<String>) -> Result<()> {
     let metas: Vec<_> = runtime().block_on(store.list(Some(&prefix)).collect::<Vec<_>>());
     let base_url = url.trim_end_matches('/').to_string();
     for meta in metas {
-        let meta = meta.map_err(|source| ConnectorError::Store { path: arg.to_string(), source })?;
-        let rel = meta.location.as_ref().strip_prefix(prefix.as_ref()).unwrap_or(meta.location.as_ref());
+        let meta = meta.map_err(|source| ConnectorError::Store {
+            path: arg.to_string(),
+            source,
+        })?;
+        let rel = meta
+            .location
+            .as_ref()
+            .strip_prefix(prefix.as_ref())
+            .unwrap_or(meta.location.as_ref());
         let rel = rel.trim_start_matches('/');
         if rel.split('/').any(hidden) {
             continue;
@@ -271,21 +307,40 @@ pub fn fetch_local(url: &str, scratch: &Path) -> Result<PathBuf> {
     if !has_scheme(url) || url.starts_with("file://") {
         return Ok(PathBuf::from(url.strip_prefix("file://").unwrap_or(url)));
     }
-    let parsed = url::Url::parse(url).map_err(|e| ConnectorError::InvalidUrl { url: url.into(), reason: e.to_string() })?;
-    let (store, path) = object_store::parse_url_opts(&parsed, store_options())
-        .map_err(|e| ConnectorError::InvalidUrl { url: url.into(), reason: e.to_string() })?;
-    let name = path.filename().unwrap_or("object").to_string();
-    let target = scratch.join(format!("{:016x}-{name}", operators::route::stable_hash(url.as_bytes())));
-    let mut file = std::fs::File::create(&target).map_err(|e| ConnectorError::io(target.display().to_string(), e))?;
-    runtime().block_on(async {
-        let mut stream = store.get(&path).await?.into_stream();
-        while let Some(bytes) = stream.next().await {
-            let bytes = bytes?;
-            file.write_all(&bytes).map_err(|e| object_store::Error::Generic { store: "local", source: Box::new(e) })?;
+    let parsed = url::Url::parse(url).map_err(|e| ConnectorError::InvalidUrl {
+        url: url.into(),
+        reason: e.to_string(),
+    })?;
+    let (store, path) = object_store::parse_url_opts(&parsed, store_options()).map_err(|e| {
+        ConnectorError::InvalidUrl {
+            url: url.into(),
+            reason: e.to_string(),
         }
-        Ok::<(), object_store::Error>(())
-    })
-    .map_err(|source| ConnectorError::Store { path: url.to_string(), source })?;
+    })?;
+    let name = path.filename().unwrap_or("object").to_string();
+    let target = scratch.join(format!(
+        "{:016x}-{name}",
+        operators::route::stable_hash(url.as_bytes())
+    ));
+    let mut file = std::fs::File::create(&target)
+        .map_err(|e| ConnectorError::io(target.display().to_string(), e))?;
+    runtime()
+        .block_on(async {
+            let mut stream = store.get(&path).await?.into_stream();
+            while let Some(bytes) = stream.next().await {
+                let bytes = bytes?;
+                file.write_all(&bytes)
+                    .map_err(|e| object_store::Error::Generic {
+                        store: "local",
+                        source: Box::new(e),
+                    })?;
+            }
+            Ok::<(), object_store::Error>(())
+        })
+        .map_err(|source| ConnectorError::Store {
+            path: url.to_string(),
+            source,
+        })?;
     Ok(target)
 }
 
@@ -305,7 +360,10 @@ mod tests {
         assert!(all[0].ends_with("a.csv") && all[2].ends_with("c.parquet"));
         let csv = list_inputs(&[format!("{d}/*.csv"), format!("file://{d}/a.csv")]).unwrap();
         assert_eq!(csv.len(), 2);
-        assert!(matches!(list_inputs(&[format!("{d}/*.json")]), Err(ConnectorError::NoInput(_))));
+        assert!(matches!(
+            list_inputs(&[format!("{d}/*.json")]),
+            Err(ConnectorError::NoInput(_))
+        ));
     }
 
     #[test]
@@ -315,7 +373,10 @@ mod tests {
         loc.put("a/b/c.txt", b"hello".to_vec()).unwrap();
         assert_eq!(loc.get("a/b/c.txt").unwrap().unwrap(), b"hello");
         assert!(loc.get("missing").unwrap().is_none());
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("a/b")).unwrap().flatten().collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("a/b"))
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(names.len(), 1, "no temporary file left behind");
     }
 

@@ -79,19 +79,56 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
         let out = features(batches, source_rejects, &job.features, bars_stats);
         let counted = stats.clone();
         let rejects = out.rejects.inspect(move |r| {
-            *counted.borrow_mut().rejects.entry(r.reason.as_str()).or_default() += 1;
+            *counted
+                .borrow_mut()
+                .rejects
+                .entry(r.reason.as_str())
+                .or_default() += 1;
         });
-        let counted = stats.clone();
-        let written = out
+        let sink = |set: &str| {
+            let counted = stats.clone();
+            let set = set.to_string();
+            move |p: &connectors::parquet::PartitionWritten| {
+                *counted
+                    .borrow_mut()
+                    .rows_out
+                    .entry(set.clone())
+                    .or_default() += p.rows
+            }
+        };
+        let (output, lateness) = (job.output.clone(), 0);
+        let mut written = out
             .bars
-            .parquet_sink(job.output.clone(), 0, errors.clone())
-            .inspect(move |p| *counted.borrow_mut().rows_out.entry(p.set.clone()).or_default() += p.rows);
+            .parquet_sink(output.clone(), lateness, errors.clone())
+            .inspect(sink("bars"))
+            .concat(
+                out.beta
+                    .parquet_sink(output.clone(), lateness, errors.clone())
+                    .inspect(sink("beta")),
+            );
+        if let Some(s) = out.indicators {
+            let w = s.parquet_sink(output.clone(), lateness, errors.clone());
+            written = written.concat(w.inspect(sink("indicators")));
+        }
+        if let Some(s) = out.alerts {
+            let w = s.parquet_sink(output.clone(), lateness, errors.clone());
+            written = written.concat(w.inspect(sink("alerts")));
+        }
+        if let Some(s) = out.correlation {
+            let w = s.parquet_sink(output.clone(), lateness, errors.clone());
+            written = written.concat(w.inspect(sink("correlation")));
+        }
         let events = written
             .map_partitions()
             .concat(source_events)
             .concat(rejects.write_rejects(job.output.clone(), job.inputs.clone(), errors.clone()));
         let done = events
-            .write_manifest(job.output.clone(), job.info.clone(), errors.clone(), shared.manifest.clone())
+            .write_manifest(
+                job.output.clone(),
+                job.info.clone(),
+                errors.clone(),
+                shared.manifest.clone(),
+            )
             .probe()
             .0;
         (done, watermark)
@@ -109,7 +146,9 @@ trait MapPartitions<'scope> {
     fn map_partitions(self) -> timely::dataflow::StreamVec<'scope, i64, RunEvent>;
 }
 
-impl<'scope> MapPartitions<'scope> for timely::dataflow::StreamVec<'scope, i64, connectors::parquet::PartitionWritten> {
+impl<'scope> MapPartitions<'scope>
+    for timely::dataflow::StreamVec<'scope, i64, connectors::parquet::PartitionWritten>
+{
     fn map_partitions(self) -> timely::dataflow::StreamVec<'scope, i64, RunEvent> {
         use timely::dataflow::operators::vec::Map;
         self.map(RunEvent::Partition)

@@ -1,8 +1,12 @@
-//! The feature graph shared by live and backfill runs.
+//! The feature graph shared by live and backfill runs: bars, the dense close grid, and
+//! the rolling features on it (indicators and alerts, correlation and beta).
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use operators::comoments::{BetaRow, CoMomentConfig, CorrRow, RollingCoMoments};
+use operators::grid::{DenseGrid, LastBars};
+use operators::indicators::{AlertRow, IndicatorConfig, IndicatorRow, Indicators};
 use operators::{Bar, Bars, BarsConfig, BarsStats, Reject, SymbolBatch};
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
@@ -12,12 +16,24 @@ use timely::dataflow::StreamVec;
 pub struct FeatureConfig {
     /// Bar resolutions and dedup horizon.
     pub bars: BarsConfig,
+    /// Indicators and alerts (`features.indicators`); `None` switches them off.
+    pub indicators: Option<IndicatorConfig>,
+    /// Correlation matrix and beta; `correlation = false` keeps beta only.
+    pub comoments: CoMomentConfig,
 }
 
 /// Every feature stream of the graph, plus the records it rejected.
 pub struct FeatureStreams<'scope> {
     /// OHLCV bars at every resolution.
     pub bars: StreamVec<'scope, i64, Bar>,
+    /// Indicator rows, when indicators are on.
+    pub indicators: Option<StreamVec<'scope, i64, IndicatorRow>>,
+    /// Alerts, when indicators are on.
+    pub alerts: Option<StreamVec<'scope, i64, AlertRow>>,
+    /// Correlation pairs, when the correlation matrix is on.
+    pub correlation: Option<StreamVec<'scope, i64, CorrRow>>,
+    /// Rolling beta against the benchmark.
+    pub beta: StreamVec<'scope, i64, BetaRow>,
     /// Records rejected inside the graph (for example duplicates).
     pub rejects: StreamVec<'scope, i64, Reject>,
 }
@@ -31,5 +47,21 @@ pub fn features<'scope>(
     stats: Rc<RefCell<BarsStats>>,
 ) -> FeatureStreams<'scope> {
     let (bars, duplicates) = batches.bars(config.bars.clone(), Some(stats));
-    FeatureStreams { bars, rejects: source_rejects.concat(duplicates) }
+    let grid = bars.clone().dense_grid(bars.clone().last_bars());
+    let (indicators, alerts) = match config.indicators {
+        Some(c) => {
+            let (rows, alerts) = grid.clone().indicators(c);
+            (Some(rows), Some(alerts))
+        }
+        None => (None, None),
+    };
+    let (correlation, beta) = grid.rolling_comoments(config.comoments.clone());
+    FeatureStreams {
+        bars,
+        indicators,
+        alerts,
+        correlation: config.comoments.correlation.then_some(correlation),
+        beta,
+        rejects: source_rejects.concat(duplicates),
+    }
 }

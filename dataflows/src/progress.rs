@@ -42,8 +42,10 @@ impl Reporter {
         let bar = (show_bar && worker == 0 && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} rows {per_sec} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {elapsed_precise} [{bar:40}] {pos}/{len} rows {per_sec} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar
         });
@@ -59,7 +61,12 @@ impl Reporter {
     }
 
     /// Logs a progress line if the interval has passed; updates the bar.
-    pub fn tick(&mut self, probe: &ProbeHandle<i64>, source: Option<&Arc<SourceProgress>>, force: bool) {
+    pub fn tick(
+        &mut self,
+        probe: &ProbeHandle<i64>,
+        source: Option<&Arc<SourceProgress>>,
+        force: bool,
+    ) {
         if let (Some(bar), Some(src)) = (self.bar.as_ref(), source) {
             bar.set_length(src.rows_total.load(Ordering::Relaxed));
             bar.set_position(src.rows_done.load(Ordering::Relaxed));

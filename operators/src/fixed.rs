@@ -19,7 +19,9 @@ const SCALE: f64 = 18_446_744_073_709_551_616.0; // 2^64
 /// assert_eq!(a, b);
 /// assert!((a.to_f64() - 0.3).abs() < 1e-15);
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Fixed(pub i128);
 
 impl Fixed {
@@ -68,9 +70,14 @@ mod tests {
 
     #[test]
     fn sums_do_not_depend_on_order() {
-        let xs: Vec<f64> = (1..1000).map(|i| (i as f64).sqrt() * 1e-3 + 12345.678).collect();
+        let xs: Vec<f64> = (1..1000)
+            .map(|i| (i as f64).sqrt() * 1e-3 + 12345.678)
+            .collect();
         let fwd = xs.iter().fold(Fixed::ZERO, |a, &x| a + Fixed::from_f64(x));
-        let rev = xs.iter().rev().fold(Fixed::ZERO, |a, &x| a + Fixed::from_f64(x));
+        let rev = xs
+            .iter()
+            .rev()
+            .fold(Fixed::ZERO, |a, &x| a + Fixed::from_f64(x));
         assert_eq!(fwd, rev);
         let naive: f64 = xs.iter().sum();
         assert!((fwd.to_f64() - naive).abs() / naive < 1e-12);

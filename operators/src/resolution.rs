@@ -31,11 +31,16 @@ impl Resolution {
 
     /// A resolution of `ms` milliseconds, labelled in the largest whole unit.
     pub fn from_ms(ms: i64) -> Resolution {
-        let label = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")]
-            .iter()
-            .find(|(unit, _)| ms % unit == 0)
-            .map(|(unit, suffix)| format!("{}{}", ms / unit, suffix))
-            .unwrap_or_else(|| format!("{ms}ms"));
+        let label = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+        ]
+        .iter()
+        .find(|(unit, _)| ms % unit == 0)
+        .map(|(unit, suffix)| format!("{}{}", ms / unit, suffix))
+        .unwrap_or_else(|| format!("{ms}ms"));
         Resolution { ms, label }
     }
 
@@ -54,7 +59,9 @@ impl Resolution {
 /// Parses a duration such as `250ms`, `2s`, `1m`, `1h`, `1d` (or a bare number of ms).
 pub fn parse_duration_ms(text: &str) -> Option<i64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let n: i64 = digits.parse().ok()?;
     let factor = match unit.trim() {
@@ -102,10 +109,19 @@ mod tests {
 
     #[test]
     fn validate_requires_multiples() {
-        let rs: Vec<_> = ["5m", "1s", "1m"].iter().map(|s| Resolution::parse(s).unwrap()).collect();
+        let rs: Vec<_> = ["5m", "1s", "1m"]
+            .iter()
+            .map(|s| Resolution::parse(s).unwrap())
+            .collect();
         let v = validate(&rs).unwrap();
-        assert_eq!(v.iter().map(|r| r.ms).collect::<Vec<_>>(), vec![1000, 60_000, 300_000]);
-        let bad: Vec<_> = ["1m", "90s"].iter().map(|s| Resolution::parse(s).unwrap()).collect();
+        assert_eq!(
+            v.iter().map(|r| r.ms).collect::<Vec<_>>(),
+            vec![1000, 60_000, 300_000]
+        );
+        let bad: Vec<_> = ["1m", "90s"]
+            .iter()
+            .map(|s| Resolution::parse(s).unwrap())
+            .collect();
         assert!(validate(&bad).is_err());
         assert_eq!(validate(&[]), Err(OperatorError::NoResolution));
     }

@@ -10,6 +10,8 @@ use connectors::store::{list_inputs, Location};
 use connectors::ConnectorError;
 use dataflows::backfill::{run_worker, BackfillJob, BackfillShared};
 use dataflows::graph::FeatureConfig;
+use operators::comoments::CoMomentConfig;
+use operators::indicators::IndicatorConfig;
 use operators::BarsConfig;
 
 use crate::cli::BackfillArgs;
@@ -23,7 +25,9 @@ const CHUNK_ROWS: usize = 65_536;
 
 fn usage_if_input(e: ConnectorError) -> anyhow::Error {
     match e {
-        ConnectorError::NoInput(_) | ConnectorError::InvalidUrl { .. } => UsageError(e.to_string()).into(),
+        ConnectorError::NoInput(_) | ConnectorError::InvalidUrl { .. } => {
+            UsageError(e.to_string()).into()
+        }
         other => other.into(),
     }
 }
@@ -42,33 +46,65 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         "binance" => FormatHint::Binance,
         _ => FormatHint::Auto,
     };
-    let from_ms = args.from.as_deref().map(|t| parse_time("--from", t)).transpose()?;
-    let to_ms = args.to.as_deref().map(|t| parse_time("--to", t)).transpose()?;
+    let from_ms = args
+        .from
+        .as_deref()
+        .map(|t| parse_time("--from", t))
+        .transpose()?;
+    let to_ms = args
+        .to
+        .as_deref()
+        .map(|t| parse_time("--to", t))
+        .transpose()?;
     if let (Some(f), Some(t)) = (from_ms, to_ms) {
         if f >= t {
             return Err(UsageError(format!("--from ({f}) must be before --to ({t})")).into());
         }
     }
-    let output_url = args.output.clone().unwrap_or_else(|| config.config.sinks.parquet.output.clone());
+    let output_url = args
+        .output
+        .clone()
+        .unwrap_or_else(|| config.config.sinks.parquet.output.clone());
     let output = Location::parse(&output_url).map_err(|e| UsageError(format!("--output: {e}")))?;
     let inputs = list_inputs(&args.input).map_err(usage_if_input)?;
-    let decode = DecodeOptions { kind, format, symbol_prefix: source.symbol_prefix.clone(), file_index: 0 };
+    let decode = DecodeOptions {
+        kind,
+        format,
+        symbol_prefix: source.symbol_prefix.clone(),
+        file_index: 0,
+    };
     let units = connectors::files::plan_units(&inputs, &decode)?;
     let bars = BarsConfig::new(&config.resolutions)?;
     let workers = args.timely.threads * args.timely.processes;
-    let run_id = args.run_id.clone().unwrap_or_else(|| default_run_id(&inputs));
+    let run_id = args
+        .run_id
+        .clone()
+        .unwrap_or_else(|| default_run_id(&inputs));
     let info = RunInfo {
         run_id: run_id.clone(),
-        kind: if kind == Kind::Candles { "candles" } else { "trades" }.into(),
+        kind: if kind == Kind::Candles {
+            "candles"
+        } else {
+            "trades"
+        }
+        .into(),
         inputs: inputs.clone(),
         from_ms,
         to_ms,
-        resolutions: config.resolutions.iter().map(|r| r.label().to_string()).collect(),
+        resolutions: config
+            .resolutions
+            .iter()
+            .map(|r| r.label().to_string())
+            .collect(),
         workers,
         processes: args.timely.processes,
+        feature_sets: enabled_sets(&config.config.features),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
-    let scratch = tempfile::Builder::new().prefix("marketflow-").tempdir().context("creating a scratch directory")?;
+    let scratch = tempfile::Builder::new()
+        .prefix("marketflow-")
+        .tempdir()
+        .context("creating a scratch directory")?;
     tracing::info!(
         run_id = %run_id,
         inputs = inputs.len(),
@@ -87,15 +123,17 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         chunk_rows: CHUNK_ROWS,
         scratch: scratch.path().to_path_buf(),
         output: output.clone(),
-        features: FeatureConfig { bars },
+        features: feature_config(bars, &config.config.features),
         info: info.clone(),
         progress_interval: Duration::from_millis(config.progress_ms.max(1) as u64),
         progress_bar: true,
     });
     let shared = BackfillShared::default();
     let (job2, shared2) = (job.clone(), shared.clone());
-    let guards = timely::execute(timely_config, move |worker| run_worker(worker, &job2, &shared2))
-        .map_err(|e| anyhow::anyhow!("cannot start the cluster: {e}"))?;
+    let guards = timely::execute(timely_config, move |worker| {
+        run_worker(worker, &job2, &shared2)
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start the cluster: {e}"))?;
     let mut failure = shared.errors.get();
     for result in guards.join() {
         if let (Err(e), None) = (result, failure.as_ref()) {
@@ -115,7 +153,12 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         anyhow::bail!("backfill failed: {error}");
     }
     let elapsed = started.elapsed().as_secs_f64();
-    if let Some(m) = shared.manifest.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+    if let Some(m) = shared
+        .manifest
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
         let rows: u64 = m.feature_sets.values().map(|s| s.rows).sum();
         tracing::info!(
             run_id = %m.info.run_id,
@@ -128,7 +171,10 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
             "backfill succeeded"
         );
     } else {
-        tracing::info!(seconds = format!("{elapsed:.2}"), "backfill finished on this process");
+        tracing::info!(
+            seconds = format!("{elapsed:.2}"),
+            "backfill finished on this process"
+        );
     }
     Ok(())
 }
@@ -138,4 +184,33 @@ fn default_run_id(inputs: &[String]) -> String {
     let now = chrono::Utc::now();
     let h = operators::route::stable_hash(inputs.join("\n").as_bytes());
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), h as u32)
+}
+
+/// The graph's feature settings from the `[features]` section.
+pub fn feature_config(bars: BarsConfig, f: &crate::config::FeaturesConfig) -> FeatureConfig {
+    let window = f.rolling_window.max(2) as usize;
+    FeatureConfig {
+        bars,
+        indicators: f.indicators.then_some(IndicatorConfig {
+            window,
+            zscore_alert: f.zscore_alert,
+        }),
+        comoments: CoMomentConfig {
+            window,
+            benchmark: f.benchmark.clone(),
+            correlation: f.correlation,
+        },
+    }
+}
+
+/// The feature sets a run with these settings writes.
+fn enabled_sets(f: &crate::config::FeaturesConfig) -> Vec<String> {
+    let mut sets = vec!["bars", "beta"];
+    if f.indicators {
+        sets.extend(["indicators", "alerts"]);
+    }
+    if f.correlation {
+        sets.push("correlation");
+    }
+    sets.into_iter().map(String::from).collect()
 }

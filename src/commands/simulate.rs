@@ -22,9 +22,15 @@ pub fn run(args: SimulateArgs, _config: Validated) -> anyhow::Result<()> {
     let format = SimFormat::from_path(&output).ok_or_else(|| {
         UsageError(format!("--output {output}: unknown extension (use .parquet, .csv, .csv.gz, .csv.zst, .jsonl or .jsonl.gz)"))
     })?;
-    let sim = SimConfig { symbols: args.symbols, minutes: args.minutes, seed: args.seed, start_ms: START_MS };
+    let sim = SimConfig {
+        symbols: args.symbols,
+        minutes: args.minutes,
+        seed: args.seed,
+        start_ms: START_MS,
+    };
     let (dir, name) = output.rsplit_once('/').unwrap_or((".", output.as_str()));
-    let location = Location::parse(if dir.is_empty() { "/" } else { dir }).map_err(|e| UsageError(format!("--output: {e}")))?;
+    let location = Location::parse(if dir.is_empty() { "/" } else { dir })
+        .map_err(|e| UsageError(format!("--output: {e}")))?;
     let started = std::time::Instant::now();
     let written = match &location {
         Location::Local(dir) => {
@@ -32,7 +38,9 @@ pub fn run(args: SimulateArgs, _config: Validated) -> anyhow::Result<()> {
             write_trades(&sim, &dir.join(name), format)?
         }
         Location::Remote { .. } => {
-            let tmp = tempfile::Builder::new().prefix("marketflow-sim-").tempdir()?;
+            let tmp = tempfile::Builder::new()
+                .prefix("marketflow-sim-")
+                .tempdir()?;
             let path = tmp.path().join(name);
             let n = write_trades(&sim, &path, format)?;
             location.put(name, std::fs::read(&path)?)?;

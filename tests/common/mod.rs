@@ -92,8 +92,13 @@ pub const BARS_SCHEMA: &[(&str, &str)] = &[
 ];
 
 fn f64s(batch: &arrow_array::RecordBatch, name: &str) -> Vec<Option<f64>> {
-    let a = batch.column_by_name(name).unwrap().as_primitive::<Float64Type>();
-    (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i))).collect()
+    let a = batch
+        .column_by_name(name)
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    (0..a.len())
+        .map(|i| a.is_valid(i).then(|| a.value(i)))
+        .collect()
 }
 
 /// Reads every bars file under `<out>/bars`, checking the schema, the partition path
@@ -101,56 +106,93 @@ fn f64s(batch: &arrow_array::RecordBatch, name: &str) -> Vec<Option<f64>> {
 pub fn read_bars(out: &Path) -> Vec<BarRow> {
     let mut rows = Vec::new();
     for file in parquet_files(&out.join("bars")) {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
         let schema = reader.schema().clone();
-        let got: Vec<(String, String)> = schema.fields().iter().map(|f| (f.name().clone(), format!("{}", f.data_type()))).collect();
-        let want: Vec<(String, String)> = BARS_SCHEMA.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
+        let got: Vec<(String, String)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), format!("{}", f.data_type())))
+            .collect();
+        let want: Vec<(String, String)> = BARS_SCHEMA
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
         assert_eq!(got, want, "schema of {}", file.display());
         let mut file_rows = Vec::new();
         for batch in reader.build().unwrap() {
             let b = batch.unwrap();
             let sym = b.column_by_name("symbol").unwrap().as_string::<i32>();
             let res = b.column_by_name("resolution").unwrap().as_string::<i32>();
-            let ws = b.column_by_name("window_start").unwrap().as_primitive::<TimestampMillisecondType>();
-            let we = b.column_by_name("window_end").unwrap().as_primitive::<TimestampMillisecondType>();
-            let tr = b.column_by_name("trades").unwrap().as_primitive::<Int64Type>();
-            let cols: BTreeMap<&str, Vec<Option<f64>>> =
-                ["open", "high", "low", "close", "volume", "quote_volume", "vwap", "buy_volume", "sell_volume"]
-                    .into_iter()
-                    .map(|n| (n, f64s(&b, n)))
-                    .collect();
+            let ws = b
+                .column_by_name("window_start")
+                .unwrap()
+                .as_primitive::<TimestampMillisecondType>();
+            let we = b
+                .column_by_name("window_end")
+                .unwrap()
+                .as_primitive::<TimestampMillisecondType>();
+            let tr = b
+                .column_by_name("trades")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            let col: BTreeMap<&str, Vec<Option<f64>>> = [
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                "quote_volume",
+                "vwap",
+                "buy_volume",
+                "sell_volume",
+            ]
+            .into_iter()
+            .map(|n| (n, f64s(&b, n)))
+            .collect();
             for i in 0..b.num_rows() {
+                let cols = |n: &str| col[n].get(i).copied().flatten();
                 file_rows.push(BarRow {
                     symbol: sym.value(i).to_string(),
                     resolution: res.value(i).to_string(),
                     window_start: ws.value(i),
                     window_end: we.value(i),
-                    open: cols["open"][i].unwrap(),
-                    high: cols["high"][i].unwrap(),
-                    low: cols["low"][i].unwrap(),
-                    close: cols["close"][i].unwrap(),
-                    volume: cols["volume"][i].unwrap(),
-                    quote_volume: cols["quote_volume"][i],
-                    vwap: cols["vwap"][i],
+                    open: cols("open").unwrap(),
+                    high: cols("high").unwrap(),
+                    low: cols("low").unwrap(),
+                    close: cols("close").unwrap(),
+                    volume: cols("volume").unwrap(),
+                    quote_volume: cols("quote_volume"),
+                    vwap: cols("vwap"),
                     trades: tr.is_valid(i).then(|| tr.value(i)),
-                    buy_volume: cols["buy_volume"][i],
-                    sell_volume: cols["sell_volume"][i],
+                    buy_volume: cols("buy_volume"),
+                    sell_volume: cols("sell_volume"),
                 });
             }
         }
         let path = file.display().to_string();
         for r in &file_rows {
             let dt = chrono::DateTime::from_timestamp_millis(r.window_end).unwrap();
-            let dir = format!("resolution={}/dt={}/hour={}", r.resolution, dt.format("%Y-%m-%d"), dt.format("%H"));
+            let dir = format!(
+                "resolution={}/dt={}/hour={}",
+                r.resolution,
+                dt.format("%Y-%m-%d"),
+                dt.format("%H")
+            );
             assert!(path.contains(&dir), "{path} holds a row of {dir}");
         }
-        let keys: Vec<_> = file_rows.iter().map(|r| (r.symbol.clone(), r.window_end)).collect();
+        let keys: Vec<_> = file_rows
+            .iter()
+            .map(|r| (r.symbol.clone(), r.window_end))
+            .collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted, "{path} is sorted by (symbol, window_end)");
         rows.extend(file_rows);
     }
-    rows.sort_by(|a, b| (&a.symbol, &a.resolution, a.window_start).cmp(&(&b.symbol, &b.resolution, b.window_start)));
+    rows.sort_by(|a, b| {
+        (&a.symbol, &a.resolution, a.window_start).cmp(&(&b.symbol, &b.resolution, b.window_start))
+    });
     rows
 }
 
@@ -170,7 +212,9 @@ pub struct RefTrade {
 /// Reads the bundled sample (canonical CSV, gzip).
 pub fn sample_trades() -> Vec<RefTrade> {
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(sample()).unwrap()).read_to_string(&mut text).unwrap();
+    flate2::read::GzDecoder::new(std::fs::File::open(sample()).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
     text.lines()
         .skip(1)
         .enumerate()
@@ -190,7 +234,12 @@ pub fn sample_trades() -> Vec<RefTrade> {
 }
 
 fn label(ms: i64) -> String {
-    for (unit, s) in [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")] {
+    for (unit, s) in [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ] {
         if ms % unit == 0 {
             return format!("{}{s}", ms / unit);
         }
@@ -213,7 +262,10 @@ pub fn reference_bars(trades: &[RefTrade], resolutions: &[i64]) -> Vec<BarRow> {
         for &r in resolutions {
             let mut windows: BTreeMap<i64, Vec<&RefTrade>> = BTreeMap::new();
             for t in &ts {
-                windows.entry(t.ts_ms.div_euclid(r) * r).or_default().push(t);
+                windows
+                    .entry(t.ts_ms.div_euclid(r) * r)
+                    .or_default()
+                    .push(t);
             }
             for (start, w) in windows {
                 let volume: f64 = w.iter().map(|t| t.qty).sum();
@@ -238,7 +290,9 @@ pub fn reference_bars(trades: &[RefTrade], resolutions: &[i64]) -> Vec<BarRow> {
             }
         }
     }
-    out.sort_by(|a, b| (&a.symbol, &a.resolution, a.window_start).cmp(&(&b.symbol, &b.resolution, b.window_start)));
+    out.sort_by(|a, b| {
+        (&a.symbol, &a.resolution, a.window_start).cmp(&(&b.symbol, &b.resolution, b.window_start))
+    });
     out
 }
 
@@ -259,12 +313,33 @@ pub fn assert_bars_match(got: &[BarRow], want: &[BarRow]) {
     assert_eq!(got.len(), want.len(), "number of bars");
     for (g, w) in got.iter().zip(want) {
         assert_eq!(
-            (&g.symbol, &g.resolution, g.window_start, g.window_end, g.trades),
-            (&w.symbol, &w.resolution, w.window_start, w.window_end, w.trades)
+            (
+                &g.symbol,
+                &g.resolution,
+                g.window_start,
+                g.window_end,
+                g.trades
+            ),
+            (
+                &w.symbol,
+                &w.resolution,
+                w.window_start,
+                w.window_end,
+                w.trades
+            )
         );
-        assert_eq!((g.open, g.high, g.low, g.close), (w.open, w.high, w.low, w.close), "{g:?} vs {w:?}");
+        assert_eq!(
+            (g.open, g.high, g.low, g.close),
+            (w.open, w.high, w.low, w.close),
+            "{g:?} vs {w:?}"
+        );
         assert!(close(g.volume, w.volume), "volume {g:?} vs {w:?}");
-        for (x, y) in [(g.quote_volume, w.quote_volume), (g.vwap, w.vwap), (g.buy_volume, w.buy_volume), (g.sell_volume, w.sell_volume)] {
+        for (x, y) in [
+            (g.quote_volume, w.quote_volume),
+            (g.vwap, w.vwap),
+            (g.buy_volume, w.buy_volume),
+            (g.sell_volume, w.sell_volume),
+        ] {
             assert!(close_opt(x, y), "{g:?} vs {w:?}");
         }
     }
@@ -283,6 +358,11 @@ pub fn manifests(out: &Path) -> Vec<serde_json::Value> {
 
 /// Two free localhost ports.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+    let listeners: Vec<_> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
 }

@@ -37,8 +37,12 @@ impl Chunk {
         let i = match self.index.get(symbol) {
             Some(&i) => i,
             None => {
-                self.batches.push(SymbolBatch { symbol: symbol.to_string(), ..Default::default() });
-                self.index.insert(symbol.to_string(), self.batches.len() - 1);
+                self.batches.push(SymbolBatch {
+                    symbol: symbol.to_string(),
+                    ..Default::default()
+                });
+                self.index
+                    .insert(symbol.to_string(), self.batches.len() - 1);
                 self.batches.len() - 1
             }
         };
@@ -81,7 +85,12 @@ impl Chunk {
             b.candles.retain(|c| c.ts_ms >= from && c.ts_ms < to);
         }
         self.batches.retain(|b| !b.is_empty());
-        self.index = self.batches.iter().enumerate().map(|(i, b)| (b.symbol.clone(), i)).collect();
+        self.index = self
+            .batches
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.symbol.clone(), i))
+            .collect();
     }
 
     /// Takes the per-symbol batches, leaving the chunk empty of records.

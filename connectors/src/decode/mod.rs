@@ -58,3 +58,30 @@ pub fn seq(file_index: u32, row: u64) -> u64 {
 pub fn unseq(seq: u64) -> (u32, u64) {
     ((seq >> 40) as u32, seq & ((1u64 << 40) - 1))
 }
+
+mod arrow_cols;
+mod csv;
+mod detect;
+mod fields;
+mod infer;
+mod json;
+mod jsonl;
+mod jsonval;
+mod layout;
+mod parquet_plan;
+mod parquet_reader;
+mod parquet_rows;
+mod text;
+
+pub use detect::{open, plan_file, Piece, RecordReader};
+pub use fields::symbol_from_file_name;
+pub use json::{decode_json, Record};
+
+#[cfg(test)]
+mod tests_csv;
+#[cfg(test)]
+mod tests_json;
+#[cfg(test)]
+mod tests_parquet;
+#[cfg(test)]
+mod tests_util;

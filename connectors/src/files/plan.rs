@@ -33,9 +33,17 @@ pub fn plan_units(inputs: &[String], options: &DecodeOptions) -> Result<Vec<Unit
             let path = url.strip_prefix("file://").unwrap_or(url);
             plan_file(Path::new(path), url, &opts)?
         } else {
-            vec![Piece { row_groups: None, rows: None, min_ts: None }]
+            vec![Piece {
+                row_groups: None,
+                rows: None,
+                min_ts: None,
+            }]
         };
-        units.extend(pieces.into_iter().map(|piece| Unit { file_index: i as u32, url: url.clone(), piece }));
+        units.extend(pieces.into_iter().map(|piece| Unit {
+            file_index: i as u32,
+            url: url.clone(),
+            piece,
+        }));
     }
     Ok(units)
 }

@@ -64,8 +64,16 @@ enum Bounds {
 }
 
 enum Phase {
-    Scan { unit: usize, reader: Option<Box<dyn RecordReader>>, mins: Vec<i64> },
-    Read { unit: usize, chunk: usize, reader: Option<Box<dyn RecordReader>> },
+    Scan {
+        unit: usize,
+        reader: Option<Box<dyn RecordReader>>,
+        mins: Vec<i64>,
+    },
+    Read {
+        unit: usize,
+        chunk: usize,
+        reader: Option<Box<dyn RecordReader>>,
+    },
     Done,
 }
 
@@ -78,7 +86,11 @@ pub trait FileSource<'scope> {
         config: FileSourceConfig,
         progress: Arc<SourceProgress>,
         errors: ErrorSlot,
-    ) -> (StreamVec<'scope, i64, SymbolBatch>, StreamVec<'scope, i64, Reject>, StreamVec<'scope, i64, RunEvent>);
+    ) -> (
+        StreamVec<'scope, i64, SymbolBatch>,
+        StreamVec<'scope, i64, Reject>,
+        StreamVec<'scope, i64, RunEvent>,
+    );
 }
 
 impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
@@ -87,25 +99,42 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
         config: FileSourceConfig,
         progress: Arc<SourceProgress>,
         errors: ErrorSlot,
-    ) -> (StreamVec<'scope, i64, SymbolBatch>, StreamVec<'scope, i64, Reject>, StreamVec<'scope, i64, RunEvent>) {
+    ) -> (
+        StreamVec<'scope, i64, SymbolBatch>,
+        StreamVec<'scope, i64, Reject>,
+        StreamVec<'scope, i64, RunEvent>,
+    ) {
         let mut builder = OperatorBuilder::new("FileSource".to_owned(), self);
         let info = builder.operator_info();
         let activator = self.activator_for(info.address);
         let (batches_out, batches) = builder.new_output();
         let (rejects_out, rejects) = builder.new_output();
         let (events_out, events) = builder.new_output();
-        let mut batches_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<SymbolBatch>>>::from(batches_out);
-        let mut rejects_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
-        let mut events_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<RunEvent>>>::from(events_out);
+        let mut batches_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<SymbolBatch>>>::from(batches_out);
+        let mut rejects_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
+        let mut events_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<RunEvent>>>::from(events_out);
         let (index, peers) = (self.index(), self.peers());
 
         builder.build(move |caps| {
             let mut caps: Option<Vec<_>> = Some(caps);
-            let mine: Vec<Unit> = config.units.iter().skip(index).step_by(peers).cloned().collect();
+            let mine: Vec<Unit> = config
+                .units
+                .iter()
+                .skip(index)
+                .step_by(peers)
+                .cloned()
+                .collect();
             let mut paths: Vec<Option<PathBuf>> = vec![None; mine.len()];
             let mut bounds: Vec<Bounds> = Vec::with_capacity(mine.len());
             let mut after: Vec<i64> = Vec::new();
-            let mut phase = Phase::Scan { unit: 0, reader: None, mins: Vec::new() };
+            let mut phase = Phase::Scan {
+                unit: 0,
+                reader: None,
+                mins: Vec::new(),
+            };
             let mut summary = RunEvent::source(index);
             let mut chunk = Chunk::default();
             activator.activate();
@@ -116,8 +145,13 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                     return;
                 }
                 let Some(cap_vec) = caps.as_mut() else { return };
-                let opts_for = |u: &Unit| DecodeOptions { file_index: u.file_index, ..config.decode.clone() };
-                let mut open_unit = |u: usize, paths: &mut Vec<Option<PathBuf>>| -> crate::Result<Box<dyn RecordReader>> {
+                let opts_for = |u: &Unit| DecodeOptions {
+                    file_index: u.file_index,
+                    ..config.decode.clone()
+                };
+                let open_unit = |u: usize,
+                                 paths: &mut Vec<Option<PathBuf>>|
+                 -> crate::Result<Box<dyn RecordReader>> {
                     if paths[u].is_none() {
                         paths[u] = Some(fetch_local(&mine[u].url, &config.scratch)?);
                     }
@@ -133,7 +167,9 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                                 for u in (0..mine.len()).rev() {
                                     let m = match &bounds[u] {
                                         Bounds::Whole(m) => *m,
-                                        Bounds::PerChunk(v) => v.iter().copied().min().unwrap_or(i64::MAX),
+                                        Bounds::PerChunk(v) => {
+                                            v.iter().copied().min().unwrap_or(i64::MAX)
+                                        }
                                     };
                                     after[u] = after[u + 1].min(m);
                                 }
@@ -151,13 +187,19 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                                         c.downgrade(&start);
                                     }
                                 }
-                                phase = Phase::Read { unit: 0, chunk: 0, reader: None };
+                                phase = Phase::Read {
+                                    unit: 0,
+                                    chunk: 0,
+                                    reader: None,
+                                };
                                 return Ok(());
                             }
                             let u = &mine[*unit];
                             if let (Some(m), None) = (u.piece.min_ts, reader.as_ref()) {
                                 bounds.push(Bounds::Whole(m));
-                                progress.rows_total.fetch_add(u.piece.rows.unwrap_or(0), Ordering::Relaxed);
+                                progress
+                                    .rows_total
+                                    .fetch_add(u.piece.rows.unwrap_or(0), Ordering::Relaxed);
                                 *unit += 1;
                                 return Ok(());
                             }
@@ -165,7 +207,10 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                                 *reader = Some(open_unit(*unit, &mut paths)?);
                             }
                             let mut c = Chunk::default();
-                            let more = reader.as_mut().expect("opened").read_chunk(config.chunk_rows, &mut c)?;
+                            let more = reader
+                                .as_mut()
+                                .expect("opened")
+                                .read_chunk(config.chunk_rows, &mut c)?;
                             progress.rows_total.fetch_add(c.rows, Ordering::Relaxed);
                             if c.rows > 0 || mins.is_empty() {
                                 mins.push(c.min_ts().unwrap_or(i64::MAX));
@@ -176,7 +221,11 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                                 *unit += 1;
                             }
                         }
-                        Phase::Read { unit, chunk: k, reader } => {
+                        Phase::Read {
+                            unit,
+                            chunk: k,
+                            reader,
+                        } => {
                             if *unit >= mine.len() {
                                 let cap = &cap_vec[2];
                                 events_out.activate().session(cap).give(summary.clone());
@@ -186,18 +235,31 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                             if reader.is_none() {
                                 *reader = Some(open_unit(*unit, &mut paths)?);
                             }
-                            let more = reader.as_mut().expect("opened").read_chunk(config.chunk_rows, &mut chunk)?;
+                            let more = reader
+                                .as_mut()
+                                .expect("opened")
+                                .read_chunk(config.chunk_rows, &mut chunk)?;
                             chunk.retain_range(config.from_ms, config.to_ms);
                             summary.add_chunk(&chunk);
                             progress.rows_done.fetch_add(chunk.rows, Ordering::Relaxed);
-                            progress.records.fetch_add(chunk.records() as u64, Ordering::Relaxed);
-                            progress.rejects.fetch_add(chunk.rejects.len() as u64, Ordering::Relaxed);
+                            progress
+                                .records
+                                .fetch_add(chunk.records() as u64, Ordering::Relaxed);
+                            progress
+                                .rejects
+                                .fetch_add(chunk.rejects.len() as u64, Ordering::Relaxed);
                             let batches = chunk.take_batches();
                             if !batches.is_empty() {
-                                batches_out.activate().session(&cap_vec[0]).give_iterator(batches.into_iter());
+                                batches_out
+                                    .activate()
+                                    .session(&cap_vec[0])
+                                    .give_iterator(batches.into_iter());
                             }
                             if !chunk.rejects.is_empty() {
-                                rejects_out.activate().session(&cap_vec[1]).give_iterator(chunk.rejects.drain(..));
+                                rejects_out
+                                    .activate()
+                                    .session(&cap_vec[1])
+                                    .give_iterator(chunk.rejects.drain(..));
                             }
                             chunk.rows = 0;
                             *k += 1;
@@ -210,7 +272,11 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                             } else {
                                 *reader = None;
                                 if let Some(p) = paths[*unit].take() {
-                                    if !p.starts_with(&config.scratch) || mine[*unit + 1..].iter().any(|u| u.url == mine[*unit].url) {
+                                    if !p.starts_with(&config.scratch)
+                                        || mine[*unit + 1..]
+                                            .iter()
+                                            .any(|u| u.url == mine[*unit].url)
+                                    {
                                         paths[*unit] = Some(p);
                                     } else {
                                         let _ = std::fs::remove_file(p);

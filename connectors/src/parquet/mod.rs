@@ -1,6 +1,7 @@
 //! The Parquet sink: Hive-partitioned feature files on an object store (SPEC section 6).
 
 mod rows;
+mod sets;
 mod sink;
 
 pub use rows::{encode_parquet, partition_dir, FeatureRow};

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow_array::builder::{
+    Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use operators::{Bar, Resolution};
@@ -33,12 +35,19 @@ pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
 
 /// A UTC millisecond timestamp field, nullable like every field of our sets.
 pub(crate) fn ts_field(name: &str) -> Field {
-    Field::new(name, DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true)
+    Field::new(
+        name,
+        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+        true,
+    )
 }
 
 /// `n` columns of f64 named `names`.
 pub(crate) fn f64_fields(names: &[&str]) -> Vec<Field> {
-    names.iter().map(|n| Field::new(*n, DataType::Float64, true)).collect()
+    names
+        .iter()
+        .map(|n| Field::new(*n, DataType::Float64, true))
+        .collect()
 }
 
 pub(crate) fn ts_array(values: impl Iterator<Item = i64>) -> ArrayRef {
@@ -87,14 +96,25 @@ impl FeatureRow for Bar {
             ts_field("window_start"),
             ts_field("window_end"),
         ];
-        fields.extend(f64_fields(&["open", "high", "low", "close", "volume", "quote_volume", "vwap"]));
+        fields.extend(f64_fields(&[
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+            "quote_volume",
+            "vwap",
+        ]));
         fields.push(Field::new("trades", DataType::Int64, true));
         fields.extend(f64_fields(&["buy_volume", "sell_volume"]));
         Arc::new(Schema::new(fields))
     }
 
     fn to_batch(rows: &[Self]) -> std::result::Result<RecordBatch, ArrowError> {
-        let labels: Vec<String> = rows.iter().map(|r| Resolution::from_ms(r.resolution_ms).label().to_string()).collect();
+        let labels: Vec<String> = rows
+            .iter()
+            .map(|r| Resolution::from_ms(r.resolution_ms).label().to_string())
+            .collect();
         let columns: Vec<ArrayRef> = vec![
             str_array(rows.iter().map(|r| r.symbol.as_str())),
             str_array(labels.iter().map(String::as_str)),
@@ -123,7 +143,10 @@ pub fn encode_parquet<R: FeatureRow>(rows: &[R], path: &str) -> Result<Vec<u8>> 
         .set_created_by("marketflow".to_string())
         .build();
     let mut out = Vec::new();
-    let wrap = |source| ConnectorError::Parquet { path: path.to_string(), source };
+    let wrap = |source| ConnectorError::Parquet {
+        path: path.to_string(),
+        source,
+    };
     let mut writer = ArrowWriter::try_new(&mut out, R::schema(), Some(props)).map_err(wrap)?;
     writer.write(&batch).map_err(wrap)?;
     writer.close().map_err(wrap)?;

@@ -58,7 +58,9 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
     ) -> StreamVec<'scope, i64, PartitionWritten> {
         let route = |r: &R| {
             let hour = r.window_end().div_euclid(HOUR);
-            operators::route::stable_hash(format!("{}/{}/{hour}", R::SET, r.resolution_ms()).as_bytes())
+            operators::route::stable_hash(
+                format!("{}/{}/{hour}", R::SET, r.resolution_ms()).as_bytes(),
+            )
         };
         let name = format!("ParquetSink({})", R::SET);
         self.unary_frontier(Exchange::new(route), &name, move |cap, _info| {

@@ -63,7 +63,11 @@ impl BarAcc {
             low: t.price,
             volume,
             quote: Some(Fixed::from_f64(t.price * t.qty)),
-            buy: Some(if t.is_buyer_maker { Fixed::ZERO } else { volume }),
+            buy: Some(if t.is_buyer_maker {
+                Fixed::ZERO
+            } else {
+                volume
+            }),
             trades: Some(1),
         }
     }

@@ -41,7 +41,10 @@ impl BarsConfig {
     pub fn new(resolutions: &[Resolution]) -> Result<BarsConfig, OperatorError> {
         let resolutions = validate(resolutions)?;
         let dedup_horizon_ms = resolutions.last().map(|r| r.ms).unwrap_or(0);
-        Ok(BarsConfig { resolutions, dedup_horizon_ms })
+        Ok(BarsConfig {
+            resolutions,
+            dedup_horizon_ms,
+        })
     }
 }
 
@@ -97,7 +100,8 @@ impl<'scope> Bars<'scope> for Stream<'scope, i64, Vec<SymbolBatch>> {
         let (bars_out, bars_stream) = builder.new_output();
         let (rejects_out, rejects_stream) = builder.new_output();
         let mut bars_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Bar>>>::from(bars_out);
-        let mut rejects_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
+        let mut rejects_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
 
         let plan = Plan {
             finest: config.resolutions.first().map(|r| r.ms).unwrap_or(1000),
@@ -138,16 +142,23 @@ impl<'scope> Bars<'scope> for Stream<'scope, i64, Vec<SymbolBatch>> {
                     let mut stats = stats.borrow_mut();
                     stats.records_in += records_in;
                     stats.bars_out += bars.len() as u64;
-                    stats.state_records = symbols.values().map(SymbolState::size).sum::<usize>() as u64;
+                    stats.state_records =
+                        symbols.values().map(SymbolState::size).sum::<usize>() as u64;
                 }
                 if let Some(cap) = bars_cap.as_ref() {
                     if !bars.is_empty() {
-                        bars_out.activate().session(cap).give_iterator(bars.drain(..));
+                        bars_out
+                            .activate()
+                            .session(cap)
+                            .give_iterator(bars.drain(..));
                     }
                 }
                 if let Some(cap) = rejects_cap.as_ref() {
                     if !rejects.is_empty() {
-                        rejects_out.activate().session(cap).give_iterator(rejects.drain(..));
+                        rejects_out
+                            .activate()
+                            .session(cap)
+                            .give_iterator(rejects.drain(..));
                     }
                 }
                 if frontier == i64::MAX {

@@ -35,8 +35,14 @@ impl SymbolState {
         let mut i = 0;
         while i < trades.len() {
             let start = window(&trades[i]);
-            let run = trades[i..].iter().take_while(|t| window(t) == start).count();
-            self.raw.entry(start).or_default().extend_from_slice(&trades[i..i + run]);
+            let run = trades[i..]
+                .iter()
+                .take_while(|t| window(t) == start)
+                .count();
+            self.raw
+                .entry(start)
+                .or_default()
+                .extend_from_slice(&trades[i..i + run]);
             i += run;
         }
     }
@@ -45,8 +51,12 @@ impl SymbolState {
     pub fn push_candles(&mut self, plan: &Plan, candles: &[Candle]) {
         for c in candles {
             let acc = BarAcc::from_candle(c);
-            let targets = std::iter::once(c.resolution_ms)
-                .chain(plan.all.iter().copied().filter(|r| *r > c.resolution_ms && r % c.resolution_ms == 0));
+            let targets = std::iter::once(c.resolution_ms).chain(
+                plan.all
+                    .iter()
+                    .copied()
+                    .filter(|r| *r > c.resolution_ms && r % c.resolution_ms == 0),
+            );
             for r in targets {
                 let start = c.ts_ms.div_euclid(r) * r;
                 merge_into(self.accs.entry(r).or_default(), start, &acc);
@@ -83,7 +93,11 @@ impl SymbolState {
             if let Some(acc) = acc {
                 bars.push(acc.finish(symbol, plan.finest, start));
                 for &r in plan.all.iter().filter(|r| **r > plan.finest) {
-                    merge_into(self.accs.entry(r).or_default(), start.div_euclid(r) * r, &acc);
+                    merge_into(
+                        self.accs.entry(r).or_default(),
+                        start.div_euclid(r) * r,
+                        &acc,
+                    );
                 }
             }
         }

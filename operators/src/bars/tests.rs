@@ -41,7 +41,11 @@ fn random_trades(seed: u64, n: usize) -> Vec<(String, Trade)> {
         let jitter = rng.below(1500) as i64; // rows up to 1.5 s out of order
         let trade = Trade {
             ts_ms: ts - jitter,
-            trade_id: if rng.below(20) == 0 { NO_TRADE_ID } else { i as i64 },
+            trade_id: if rng.below(20) == 0 {
+                NO_TRADE_ID
+            } else {
+                i as i64
+            },
             seq: i as u64,
             exchange: 0,
             price: 100.0 + (rng.unit() * 1000.0).round() / 100.0,
@@ -79,7 +83,10 @@ fn reference(trades: &[(String, Trade)], resolutions: &[i64]) -> Vec<Bar> {
         for &r in resolutions {
             let mut windows: BTreeMap<i64, Vec<Trade>> = BTreeMap::new();
             for t in &ts {
-                windows.entry(t.ts_ms.div_euclid(r) * r).or_default().push(*t);
+                windows
+                    .entry(t.ts_ms.div_euclid(r) * r)
+                    .or_default()
+                    .push(*t);
             }
             for (start, w) in windows {
                 let volume: f64 = w.iter().map(|t| t.qty).sum();
@@ -110,14 +117,25 @@ fn reference(trades: &[(String, Trade)], resolutions: &[i64]) -> Vec<Bar> {
 
 fn sort_bars(bars: &mut [Bar]) {
     bars.sort_by(|a, b| {
-        (&a.symbol, a.resolution_ms, a.window_start).cmp(&(&b.symbol, b.resolution_ms, b.window_start))
+        (&a.symbol, a.resolution_ms, a.window_start).cmp(&(
+            &b.symbol,
+            b.resolution_ms,
+            b.window_start,
+        ))
     });
 }
 
 /// Runs the operator on `workers` threads; each worker feeds a strided share of the
 /// input in chunks, at the least event time of its remaining records.
-fn run_dataflow(trades: Vec<(String, Trade)>, resolutions: &[&str], workers: usize) -> (Vec<Bar>, usize) {
-    let res: Vec<Resolution> = resolutions.iter().map(|r| Resolution::parse(r).unwrap()).collect();
+fn run_dataflow(
+    trades: Vec<(String, Trade)>,
+    resolutions: &[&str],
+    workers: usize,
+) -> (Vec<Bar>, usize) {
+    let res: Vec<Resolution> = resolutions
+        .iter()
+        .map(|r| Resolution::parse(r).unwrap())
+        .collect();
     let config = BarsConfig::new(&res).unwrap();
     let trades = Arc::new(trades);
     let bars = Arc::new(Mutex::new(Vec::new()));
@@ -131,7 +149,9 @@ fn run_dataflow(trades: Vec<(String, Trade)>, resolutions: &[&str], workers: usi
         let probe = worker.dataflow::<i64, _, _>(|scope| {
             let (b, r) = scope.input_from(&mut input).bars(config.clone(), None);
             r.inspect(move |_| *dups3.lock().unwrap() += 1);
-            b.inspect(move |bar| bars3.lock().unwrap().push(bar.clone())).probe().0
+            b.inspect(move |bar| bars3.lock().unwrap().push(bar.clone()))
+                .probe()
+                .0
         });
         let mine: Vec<&(String, Trade)> = trades.iter().skip(index).step_by(peers).collect();
         let chunks: Vec<&[&(String, Trade)]> = mine.chunks(97).collect();
@@ -147,7 +167,11 @@ fn run_dataflow(trades: Vec<(String, Trade)>, resolutions: &[&str], workers: usi
                 groups.entry(s).or_default().push(*t);
             }
             for (s, ts) in groups {
-                input.send(SymbolBatch { symbol: s.to_string(), trades: ts, candles: vec![] });
+                input.send(SymbolBatch {
+                    symbol: s.to_string(),
+                    trades: ts,
+                    candles: vec![],
+                });
             }
             worker.step();
         }
@@ -174,7 +198,11 @@ fn assert_matches(got: &[Bar], want: &[Bar]) {
             (&g.symbol, g.resolution_ms, g.window_start, g.window_end),
             (&w.symbol, w.resolution_ms, w.window_start, w.window_end)
         );
-        assert_eq!((g.open, g.high, g.low, g.close, g.trades), (w.open, w.high, w.low, w.close, w.trades), "{g:?}");
+        assert_eq!(
+            (g.open, g.high, g.low, g.close, g.trades),
+            (w.open, w.high, w.low, w.close, w.trades),
+            "{g:?}"
+        );
         for (x, y) in [
             (g.volume, w.volume),
             (g.quote_volume.unwrap(), w.quote_volume.unwrap()),
@@ -194,7 +222,10 @@ fn oracle_one_and_three_workers_identical() {
         let want = reference(&trades, &[1000, 60_000, 300_000]);
         let expected_dups = trades.len() - {
             let mut ids = std::collections::HashSet::new();
-            trades.iter().filter(|(s, t)| t.trade_id == NO_TRADE_ID || ids.insert((s.clone(), t.trade_id))).count()
+            trades
+                .iter()
+                .filter(|(s, t)| t.trade_id == NO_TRADE_ID || ids.insert((s.clone(), t.trade_id)))
+                .count()
         };
         let (one, d1) = run_dataflow(trades.clone(), &["1s", "1m", "5m"], 1);
         let (three, d3) = run_dataflow(trades, &["5m", "1s", "1m"], 3);
@@ -209,8 +240,14 @@ fn coarser_bars_equal_bars_from_raw_trades() {
     let trades = random_trades(3, 3000);
     let (fine, _) = run_dataflow(trades.clone(), &["1s", "1m"], 2);
     let (coarse_only, _) = run_dataflow(trades, &["1m"], 2);
-    let from_fine: Vec<Bar> = fine.into_iter().filter(|b| b.resolution_ms == 60_000).collect();
-    assert_eq!(from_fine, coarse_only, "exact sums make 1m-from-1s equal 1m-from-trades");
+    let from_fine: Vec<Bar> = fine
+        .into_iter()
+        .filter(|b| b.resolution_ms == 60_000)
+        .collect();
+    assert_eq!(
+        from_fine, coarse_only,
+        "exact sums make 1m-from-1s equal 1m-from-trades"
+    );
 }
 
 #[test]
@@ -233,8 +270,14 @@ fn candles_roll_up_to_coarser_resolutions() {
     let mut a = acc(60_000, 10.0, 11.0);
     a.merge(&acc(0, 9.0, 10.0));
     let bar = a.finish("X", 300_000, 0);
-    assert_eq!((bar.open, bar.close, bar.high, bar.low), (9.0, 11.0, 12.0, 8.0));
-    assert_eq!((bar.volume, bar.trades, bar.quote_volume, bar.vwap), (4.0, Some(6), None, None));
+    assert_eq!(
+        (bar.open, bar.close, bar.high, bar.low),
+        (9.0, 11.0, 12.0, 8.0)
+    );
+    assert_eq!(
+        (bar.volume, bar.trades, bar.quote_volume, bar.vwap),
+        (4.0, Some(6), None, None)
+    );
     assert_eq!(bar.sell_volume, Some(2.0));
     assert_eq!(Fixed::from_f64(4.0).to_f64(), 4.0);
 }

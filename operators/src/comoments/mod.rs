@@ -79,28 +79,52 @@ pub struct CoMomentConfig {
 /// A return of one symbol at one grid time, as broadcast to the pair owners.
 pub type RetRecord = (i64, i64, String, Option<i64>);
 
+/// Returns waiting for their grid time to complete, keyed by (resolution, window_end).
+type Pending = BTreeMap<(i64, i64), Vec<(String, Option<i64>)>>;
+
 /// Extension trait: rolling correlation and beta of a grid stream.
 pub trait RollingCoMoments<'scope> {
     /// Returns the correlation rows (empty unless `correlation`) and the beta rows.
-    fn rolling_comoments(self, config: CoMomentConfig) -> (StreamVec<'scope, i64, CorrRow>, StreamVec<'scope, i64, BetaRow>);
+    fn rolling_comoments(
+        self,
+        config: CoMomentConfig,
+    ) -> (
+        StreamVec<'scope, i64, CorrRow>,
+        StreamVec<'scope, i64, BetaRow>,
+    );
 }
 
 impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
-    fn rolling_comoments(self, config: CoMomentConfig) -> (StreamVec<'scope, i64, CorrRow>, StreamVec<'scope, i64, BetaRow>) {
+    fn rolling_comoments(
+        self,
+        config: CoMomentConfig,
+    ) -> (
+        StreamVec<'scope, i64, CorrRow>,
+        StreamVec<'scope, i64, BetaRow>,
+    ) {
         let scope = self.scope();
         let (index, peers) = (scope.index(), scope.peers());
         let rets = self
-            .map(|p: GridPoint| -> RetRecord { (p.resolution_ms, p.window_end, p.symbol.clone(), p.ret_fixed()) })
+            .map(|p: GridPoint| -> RetRecord {
+                (
+                    p.resolution_ms,
+                    p.window_end,
+                    p.symbol.clone(),
+                    p.ret_fixed(),
+                )
+            })
             .broadcast();
         let mut builder = OperatorBuilder::new("RollingCoMoments".to_owned(), scope);
         let mut input = builder.new_input(rets, Pipeline);
         let (corr_out, corr) = builder.new_output();
         let (beta_out, beta) = builder.new_output();
-        let mut corr_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<CorrRow>>>::from(corr_out);
-        let mut beta_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<BetaRow>>>::from(beta_out);
+        let mut corr_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<CorrRow>>>::from(corr_out);
+        let mut beta_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<BetaRow>>>::from(beta_out);
         builder.build(move |caps| {
             let mut caps = Some(caps);
-            let mut pending: BTreeMap<(i64, i64), Vec<(String, Option<i64>)>> = BTreeMap::new();
+            let mut pending: Pending = BTreeMap::new();
             let mut state: BTreeMap<i64, CoMoments> = BTreeMap::new();
             let mut warned = false;
             move |frontiers| {

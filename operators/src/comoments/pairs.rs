@@ -82,10 +82,20 @@ impl CoMoments {
             self.benchmark = Some(idx);
         }
         for other in 0..idx {
-            let (a, b) = if self.series[other].name.as_str() < name { (other, idx) } else { (idx, other) };
-            let wanted = self.config.correlation || self.benchmark.is_some_and(|bm| bm == a || bm == b);
+            let (a, b) = if self.series[other].name.as_str() < name {
+                (other, idx)
+            } else {
+                (idx, other)
+            };
+            let wanted =
+                self.config.correlation || self.benchmark.is_some_and(|bm| bm == a || bm == b);
             if wanted && self.owner(&self.series[a], &self.series[b]) == self.index {
-                self.pairs.push(PairStats { a, b, sum_ab: 0, joint: 0 });
+                self.pairs.push(PairStats {
+                    a,
+                    b,
+                    sum_ab: 0,
+                    joint: 0,
+                });
             }
         }
         idx
@@ -141,7 +151,10 @@ impl CoMoments {
                 continue;
             }
             let num = moment(wi, p.sum_ab, a.sum, b.sum);
-            let (den_a, den_b) = (moment(wi, a.sum_sq, a.sum, a.sum), moment(wi, b.sum_sq, b.sum, b.sum));
+            let (den_a, den_b) = (
+                moment(wi, a.sum_sq, a.sum, a.sum),
+                moment(wi, b.sum_sq, b.sum, b.sum),
+            );
             let corr = (den_a != 0.0 && den_b != 0.0).then(|| num / den_a.sqrt() / den_b.sqrt());
             if self.config.correlation {
                 corr_rows.push(CorrRow {
@@ -180,7 +193,11 @@ impl CoMoments {
 
 /// `W·Σxy − Σx·Σy`, exactly in integers when it fits, as f64.
 fn moment(w: i128, sum_xy: i128, sum_x: i128, sum_y: i128) -> f64 {
-    match w.checked_mul(sum_xy).zip(sum_x.checked_mul(sum_y)).and_then(|(a, b)| a.checked_sub(b)) {
+    match w
+        .checked_mul(sum_xy)
+        .zip(sum_x.checked_mul(sum_y))
+        .and_then(|(a, b)| a.checked_sub(b))
+    {
         Some(v) => v as f64,
         None => w as f64 * sum_xy as f64 - sum_x as f64 * sum_y as f64,
     }

@@ -91,16 +91,30 @@ fn run(bars: Vec<Bar>, workers: usize) -> Outputs {
         let probe = worker.dataflow::<i64, _, _>(|scope| {
             let bars = scope.input_from(&mut input);
             let grid = bars.clone().dense_grid(bars.last_bars());
-            let (rows, alerts) = grid.clone().indicators(IndicatorConfig { window: W, zscore_alert: 1.5 });
-            let config = CoMomentConfig { window: W, benchmark: "A".into(), correlation: true };
+            let (rows, alerts) = grid.clone().indicators(IndicatorConfig {
+                window: W,
+                zscore_alert: 1.5,
+            });
+            let config = CoMomentConfig {
+                window: W,
+                benchmark: "A".into(),
+                correlation: true,
+            };
             let (corr, beta) = grid.rolling_comoments(config);
             let (o1, o2, o3, o4) = (o.clone(), o.clone(), o.clone(), o.clone());
             rows.inspect(move |r| o1.lock().unwrap().0.push(r.clone()));
             alerts.inspect(move |r| o2.lock().unwrap().1.push(r.clone()));
             beta.inspect(move |r| o4.lock().unwrap().3.push(r.clone()));
-            corr.inspect(move |r| o3.lock().unwrap().2.push(r.clone())).probe().0
+            corr.inspect(move |r| o3.lock().unwrap().2.push(r.clone()))
+                .probe()
+                .0
         });
-        let mine: Vec<&Bar> = bars.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, b)| b).collect();
+        let mine: Vec<&Bar> = bars
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % peers == index)
+            .map(|(_, b)| b)
+            .collect();
         for b in mine {
             if *input.time() < b.window_start {
                 input.advance_to(b.window_start);
@@ -117,7 +131,9 @@ fn run(bars: Vec<Bar>, workers: usize) -> Outputs {
     let mut o = out.lock().unwrap().clone();
     o.0.sort_by(|a, b| (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end)));
     o.1.sort_by(|a, b| (&a.symbol, a.window_end, &a.kind).cmp(&(&b.symbol, b.window_end, &b.kind)));
-    o.2.sort_by(|a, b| (&a.symbol_a, &a.symbol_b, a.window_end).cmp(&(&b.symbol_a, &b.symbol_b, b.window_end)));
+    o.2.sort_by(|a, b| {
+        (&a.symbol_a, &a.symbol_b, a.window_end).cmp(&(&b.symbol_a, &b.symbol_b, b.window_end))
+    });
     o.3.sort_by(|a, b| (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end)));
     o
 }
@@ -127,7 +143,9 @@ fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
     let last = bars.iter().map(|b| b.window_end).max().unwrap();
     let mut by: BTreeMap<String, BTreeMap<i64, &Bar>> = BTreeMap::new();
     for b in bars {
-        by.entry(b.symbol.clone()).or_default().insert(b.window_end, b);
+        by.entry(b.symbol.clone())
+            .or_default()
+            .insert(b.window_end, b);
     }
     by.into_iter()
         .map(|(sym, bs)| {
@@ -136,8 +154,18 @@ fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
             let mut e = first;
             while e <= last {
                 let prev = pts.last().map(|p| p.close);
-                let (close, volume) = bs.get(&e).map(|b| (b.close, b.volume)).unwrap_or_else(|| (prev.unwrap(), 0.0));
-                pts.push(GridPoint { symbol: sym.clone(), resolution_ms: R, window_end: e, close, volume, ret: prev.map(|p| (close / p).ln()) });
+                let (close, volume) = bs
+                    .get(&e)
+                    .map(|b| (b.close, b.volume))
+                    .unwrap_or_else(|| (prev.unwrap(), 0.0));
+                pts.push(GridPoint {
+                    symbol: sym.clone(),
+                    resolution_ms: R,
+                    window_end: e,
+                    close,
+                    volume,
+                    ret: prev.map(|p| (close / p).ln()),
+                });
                 e += R;
             }
             (sym, pts)
@@ -148,7 +176,10 @@ fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
 fn stats(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let m = xs.iter().sum::<f64>() / n;
-    (m, (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt())
+    (
+        m,
+        (xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt(),
+    )
 }
 
 fn close(a: Option<f64>, b: Option<f64>) -> bool {
@@ -170,13 +201,19 @@ fn check(out: &Outputs, bars: &[Bar]) {
         for (k, p) in pts.iter().enumerate() {
             let r = rows[i];
             i += 1;
-            assert_eq!((&r.symbol, r.window_end, r.close), (sym, p.window_end, p.close));
+            assert_eq!(
+                (&r.symbol, r.window_end, r.close),
+                (sym, p.window_end, p.close)
+            );
             assert!(close(r.ret, p.ret));
             let closes: Vec<f64> = pts[..=k].iter().map(|p| p.close).collect();
             let sma = (closes.len() >= 20).then(|| stats(&closes[closes.len() - 20..]));
             assert!(close(r.sma_20, sma.map(|s| s.0)), "sma {r:?}");
             assert!(close(r.bb_upper, sma.map(|s| s.0 + 2.0 * s.1)));
-            let rets: Vec<f64> = pts[1..=k.max(1).min(pts.len() - 1)].iter().filter_map(|p| p.ret).collect();
+            let rets: Vec<f64> = pts[1..=k.max(1).min(pts.len() - 1)]
+                .iter()
+                .filter_map(|p| p.ret)
+                .collect();
             let rets = if k == 0 { vec![] } else { rets };
             let win = (rets.len() >= W).then(|| stats(&rets[rets.len() - W..]));
             assert!(close(r.realized_vol, win.map(|s| s.1)), "vol {r:?}");
@@ -196,32 +233,63 @@ fn check(out: &Outputs, bars: &[Bar]) {
             let (pa, pb) = (&grid[*a], &grid[*b]);
             for p in pa.iter() {
                 let t = p.window_end;
-                let wa: Vec<f64> = pa.iter().filter(|q| q.window_end <= t).filter_map(|q| q.ret).collect();
-                let wb: Vec<f64> = pb.iter().filter(|q| q.window_end <= t).filter_map(|q| q.ret).collect();
+                let wa: Vec<f64> = pa
+                    .iter()
+                    .filter(|q| q.window_end <= t)
+                    .filter_map(|q| q.ret)
+                    .collect();
+                let wb: Vec<f64> = pb
+                    .iter()
+                    .filter(|q| q.window_end <= t)
+                    .filter_map(|q| q.ret)
+                    .collect();
                 if wa.len() < W || wb.len() < W || !pb.iter().any(|q| q.window_end == t) {
                     continue;
                 }
                 let (xa, xb) = (&wa[wa.len() - W..], &wb[wb.len() - W..]);
                 let ((ma, sa), (mb, sb)) = (stats(xa), stats(xb));
-                let cov = xa.iter().zip(xb).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / W as f64;
+                let cov = xa
+                    .iter()
+                    .zip(xb)
+                    .map(|(x, y)| (x - ma) * (y - mb))
+                    .sum::<f64>()
+                    / W as f64;
                 let exact_zero = |xs: &[f64]| xs.iter().all(|x| *x == xs[0]);
                 let c = (!exact_zero(xa) && !exact_zero(xb)).then(|| cov / (sa * sb));
                 corr_want.insert(((*a).clone(), (*b).clone(), t), c);
             }
         }
     }
-    let got: BTreeMap<(String, String, i64), Option<f64>> =
-        out.2.iter().map(|r| ((r.symbol_a.clone(), r.symbol_b.clone(), r.window_end), r.corr)).collect();
+    let got: BTreeMap<(String, String, i64), Option<f64>> = out
+        .2
+        .iter()
+        .map(|r| {
+            (
+                (r.symbol_a.clone(), r.symbol_b.clone(), r.window_end),
+                r.corr,
+            )
+        })
+        .collect();
     assert_eq!(got.len(), out.2.len(), "no repeated rows");
-    assert_eq!(got.keys().collect::<Vec<_>>(), corr_want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        corr_want.keys().collect::<Vec<_>>()
+    );
     for (k, v) in &corr_want {
         assert!(close(got[k], *v), "{k:?}: {:?} vs {v:?}", got[k]);
     }
     // beta rows: one per (symbol != A) whenever its pair with A has a full window
-    let want_beta = corr_want.keys().filter(|(a, b, _)| a == "A" || b == "A").count();
+    let want_beta = corr_want
+        .keys()
+        .filter(|(a, b, _)| a == "A" || b == "A")
+        .count();
     assert_eq!(out.3.len(), want_beta);
     for r in &out.3 {
-        let key = if r.symbol.as_str() < "A" { (r.symbol.clone(), "A".to_string(), r.window_end) } else { ("A".to_string(), r.symbol.clone(), r.window_end) };
+        let key = if r.symbol.as_str() < "A" {
+            (r.symbol.clone(), "A".to_string(), r.window_end)
+        } else {
+            ("A".to_string(), r.symbol.clone(), r.window_end)
+        };
         assert!(close(r.r2, corr_want[&key].map(|c| c * c)));
     }
     assert!(out.1.iter().any(|a| a.kind == "volume_spike"));

@@ -39,7 +39,9 @@ impl<'scope> LastBars<'scope> for Stream<'scope, i64, Vec<Bar>> {
                     }
                     None => {
                         if let Some(c) = cap.take() {
-                            output.session(&c).give_iterator(std::mem::take(&mut last).into_iter());
+                            output
+                                .session(&c)
+                                .give_iterator(std::mem::take(&mut last).into_iter());
                         }
                     }
                 }

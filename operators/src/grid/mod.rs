@@ -81,7 +81,14 @@ impl Series {
                 },
             };
             let ret = self.last_close.map(|prev| (close / prev).ln());
-            out.push(GridPoint { symbol: key.0.clone(), resolution_ms: r, window_end: start + r, close, volume, ret });
+            out.push(GridPoint {
+                symbol: key.0.clone(),
+                resolution_ms: r,
+                window_end: start + r,
+                close,
+                volume,
+                ret,
+            });
             self.last_close = Some(close);
             self.next_start = start + r;
         }
@@ -92,11 +99,17 @@ impl Series {
 pub trait DenseGrid<'scope> {
     /// Builds grid points from final bars; `last_bars` carries `(resolution_ms, last
     /// window_end)` of the whole input, broadcast to every worker when the input ends.
-    fn dense_grid(self, last_bars: StreamVec<'scope, i64, (i64, i64)>) -> StreamVec<'scope, i64, GridPoint>;
+    fn dense_grid(
+        self,
+        last_bars: StreamVec<'scope, i64, (i64, i64)>,
+    ) -> StreamVec<'scope, i64, GridPoint>;
 }
 
 impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
-    fn dense_grid(self, last_bars: StreamVec<'scope, i64, (i64, i64)>) -> StreamVec<'scope, i64, GridPoint> {
+    fn dense_grid(
+        self,
+        last_bars: StreamVec<'scope, i64, (i64, i64)>,
+    ) -> StreamVec<'scope, i64, GridPoint> {
         let pact = Exchange::new(|b: &Bar| symbol_route(&b.symbol));
         self.binary_frontier(
             last_bars,
@@ -112,10 +125,12 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                 move |(bars, f1), (ends, f2), output| {
                     bars.for_each(|_, data| {
                         for bar in data.drain(..) {
-                            let s = series.entry((bar.symbol.clone(), bar.resolution_ms)).or_insert_with(|| Series {
-                                next_start: bar.window_start,
-                                ..Series::default()
-                            });
+                            let s = series
+                                .entry((bar.symbol.clone(), bar.resolution_ms))
+                                .or_insert_with(|| Series {
+                                    next_start: bar.window_start,
+                                    ..Series::default()
+                                });
                             if s.last_close.is_none() && bar.window_start < s.next_start {
                                 s.next_start = bar.window_start;
                             }

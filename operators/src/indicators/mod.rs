@@ -83,17 +83,32 @@ pub struct IndicatorConfig {
 /// Extension trait: indicators and alerts of a grid stream.
 pub trait Indicators<'scope> {
     /// Returns the indicator rows and the alerts.
-    fn indicators(self, config: IndicatorConfig) -> (StreamVec<'scope, i64, IndicatorRow>, StreamVec<'scope, i64, AlertRow>);
+    fn indicators(
+        self,
+        config: IndicatorConfig,
+    ) -> (
+        StreamVec<'scope, i64, IndicatorRow>,
+        StreamVec<'scope, i64, AlertRow>,
+    );
 }
 
 impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
-    fn indicators(self, config: IndicatorConfig) -> (StreamVec<'scope, i64, IndicatorRow>, StreamVec<'scope, i64, AlertRow>) {
+    fn indicators(
+        self,
+        config: IndicatorConfig,
+    ) -> (
+        StreamVec<'scope, i64, IndicatorRow>,
+        StreamVec<'scope, i64, AlertRow>,
+    ) {
         let mut builder = OperatorBuilder::new("Indicators".to_owned(), self.scope());
-        let mut input = builder.new_input(self, Exchange::new(|p: &GridPoint| symbol_route(&p.symbol)));
+        let mut input =
+            builder.new_input(self, Exchange::new(|p: &GridPoint| symbol_route(&p.symbol)));
         let (rows_out, rows) = builder.new_output();
         let (alerts_out, alerts) = builder.new_output();
-        let mut rows_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<IndicatorRow>>>::from(rows_out);
-        let mut alerts_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<AlertRow>>>::from(alerts_out);
+        let mut rows_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<IndicatorRow>>>::from(rows_out);
+        let mut alerts_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<AlertRow>>>::from(alerts_out);
         builder.build(move |caps| {
             let mut caps = Some(caps);
             let mut pending: BTreeMap<i64, Vec<GridPoint>> = BTreeMap::new();
@@ -111,7 +126,9 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                         break;
                     }
                     let mut points = entry.remove();
-                    points.sort_by(|a, b| (&a.symbol, a.resolution_ms).cmp(&(&b.symbol, b.resolution_ms)));
+                    points.sort_by(|a, b| {
+                        (&a.symbol, a.resolution_ms).cmp(&(&b.symbol, b.resolution_ms))
+                    });
                     for p in points {
                         let state = states
                             .entry((p.symbol.clone(), p.resolution_ms))
@@ -123,10 +140,16 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                 }
                 let Some(cv) = caps.as_mut() else { return };
                 if !rows.is_empty() {
-                    rows_out.activate().session(&cv[0]).give_iterator(rows.into_iter());
+                    rows_out
+                        .activate()
+                        .session(&cv[0])
+                        .give_iterator(rows.into_iter());
                 }
                 if !alerts.is_empty() {
-                    alerts_out.activate().session(&cv[1]).give_iterator(alerts.into_iter());
+                    alerts_out
+                        .activate()
+                        .session(&cv[1])
+                        .give_iterator(alerts.into_iter());
                 }
                 if f == i64::MAX {
                     caps = None;

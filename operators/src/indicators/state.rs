@@ -14,7 +14,10 @@ struct Ema {
 
 impl Ema {
     fn span(n: f64) -> Ema {
-        Ema { alpha: 2.0 / (n + 1.0), value: None }
+        Ema {
+            alpha: 2.0 / (n + 1.0),
+            value: None,
+        }
     }
 
     fn push(&mut self, x: f64) -> f64 {
