@@ -14,6 +14,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
+echo "== python venv (pandas cross-check)"
+scripts/pyenv.sh
 echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"

@@ -1,6 +1,7 @@
 //! End-to-end: `marketflow backfill` on the bundled real Binance sample, read back from
 //! Parquet, against a from-scratch reference; the same rows on 1 worker, 3 workers,
-//! serialized exchange (-z) and 2 processes; reruns overwrite.
+//! serialized exchange (-z) and 2 processes, for every feature set (config/sample.toml
+//! computes bars, indicators, alerts, correlation and beta); reruns overwrite.
 
 mod common;
 
@@ -12,8 +13,11 @@ const RES: [i64; 3] = [1_000, 60_000, 300_000];
 
 fn backfill(out: &Path, extra: &[&str]) {
     let sample = sample();
+    let config = sample_config();
     let mut args = vec![
         "backfill",
+        "--config",
+        config.to_str().unwrap(),
         "--input",
         sample.to_str().unwrap(),
         "--output",
@@ -25,14 +29,23 @@ fn backfill(out: &Path, extra: &[&str]) {
     assert_ok(&marketflow(&args));
 }
 
-fn checksum(out: &Path) -> String {
+/// The content checksum of every feature set; each set must have rows.
+fn checksum(out: &Path) -> Vec<(String, String)> {
     let m = manifests(out);
     assert_eq!(m.len(), 1);
     assert_eq!(m[0]["status"], "succeeded");
-    m[0]["feature_sets"]["bars"]["checksum"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    let sets = m[0]["feature_sets"].as_object().unwrap();
+    let names: Vec<_> = sets.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["alerts", "bars", "beta", "correlation", "indicators"]
+    );
+    sets.iter()
+        .map(|(name, s)| {
+            assert!(s["rows"].as_u64().unwrap() > 0, "{name} has rows");
+            (name.clone(), s["checksum"].as_str().unwrap().to_string())
+        })
+        .collect()
 }
 
 #[test]
@@ -88,10 +101,13 @@ fn two_processes_give_the_same_rows_as_one() {
     .unwrap();
     let multi = dir.path().join("multi");
     let sample = sample();
+    let config = sample_config();
     let spawn = |p: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_marketflow"))
             .args([
                 "backfill",
+                "--config",
+                config.to_str().unwrap(),
                 "--input",
                 sample.to_str().unwrap(),
                 "--output",

@@ -17,6 +17,11 @@ pub fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/binance_ws_trades_2024-08-08.csv.gz")
 }
 
+/// The sample's config: every feature set, benchmark `spot:BTCUSDT`.
+pub fn sample_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sample.toml")
+}
+
 /// Runs `marketflow ARGS` and returns its output.
 pub fn marketflow(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_marketflow"))

@@ -1,0 +1,115 @@
+//! End-to-end cross-check against pandas: every feature set of a backfill, read back from
+//! Parquet, equals an independent pandas computation (tests/pandas/crosscheck.py) to
+//! 1e-9 relative, on the bundled real Binance sample with 1s bars and on a simulated
+//! market with 1m bars. The venv with pandas is created by scripts/pyenv.sh.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+
+/// The venv's python, created on first use (once per test process).
+fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let out = Command::new(root.join("scripts/pyenv.sh"))
+                .output()
+                .expect("run scripts/pyenv.sh");
+            assert_ok(&out);
+            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+        })
+        .clone()
+}
+
+struct Case<'a> {
+    input: &'a Path,
+    resolution: &'a str,
+    window: usize,
+    benchmark: &'a str,
+    workers: &'a str,
+}
+
+fn crosscheck(dir: &Path, case: &Case) {
+    let config = dir.join("features.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[features]\nresolutions = [\"{}\"]\nrolling_window = {}\nbenchmark = \"{}\"\nzscore_alert = 3.0\n",
+            case.resolution, case.window, case.benchmark
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    assert_ok(&marketflow(&[
+        "backfill",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        case.input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "-w",
+        case.workers,
+    ]));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pandas/crosscheck.py");
+    let check = Command::new(python())
+        .arg(script)
+        .args(["--input", case.input.to_str().unwrap()])
+        .args(["--output", out.to_str().unwrap()])
+        .args(["--resolutions", case.resolution])
+        .args(["--window", &case.window.to_string()])
+        .args(["--benchmark", case.benchmark])
+        .args(["--zscore", "3.0"])
+        .output()
+        .expect("run crosscheck.py");
+    println!("{}", String::from_utf8_lossy(&check.stdout));
+    assert_ok(&check);
+}
+
+#[test]
+fn sample_1s_features_equal_pandas() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = sample();
+    crosscheck(
+        dir.path(),
+        &Case {
+            input: &sample,
+            resolution: "1s",
+            window: 60,
+            benchmark: "spot:BTCUSDT",
+            workers: "2",
+        },
+    );
+}
+
+#[test]
+fn simulated_1m_features_equal_pandas() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sim/trades.parquet");
+    assert_ok(&marketflow(&[
+        "simulate",
+        "--symbols",
+        "5",
+        "--minutes",
+        "240",
+        "--seed",
+        "7",
+        "--output",
+        input.to_str().unwrap(),
+    ]));
+    crosscheck(
+        dir.path(),
+        &Case {
+            input: &input,
+            resolution: "1m",
+            window: 60,
+            benchmark: "BTCUSDT",
+            workers: "3",
+        },
+    );
+}
