@@ -113,8 +113,8 @@ impl FeatureRow for CorrRow {
         let columns: Vec<ArrayRef> = vec![
             str_array(res.iter().map(String::as_str)),
             ts_array(rows.iter().map(|r| r.window_end)),
-            str_array(rows.iter().map(|r| r.symbol_a.as_str())),
-            str_array(rows.iter().map(|r| r.symbol_b.as_str())),
+            str_array(rows.iter().map(|r| &*r.symbol_a)),
+            str_array(rows.iter().map(|r| &*r.symbol_b)),
             f64_array(rows.iter().map(|r| r.corr)),
             i64_array(rows.iter().map(|r| Some(r.n))),
         ];
@@ -152,8 +152,8 @@ impl FeatureRow for BetaRow {
     fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
         let res = labels(rows.iter().map(|r| r.resolution_ms));
         let columns: Vec<ArrayRef> = vec![
-            str_array(rows.iter().map(|r| r.symbol.as_str())),
-            str_array(rows.iter().map(|r| r.benchmark.as_str())),
+            str_array(rows.iter().map(|r| &*r.symbol)),
+            str_array(rows.iter().map(|r| &*r.benchmark)),
             str_array(res.iter().map(String::as_str)),
             ts_array(rows.iter().map(|r| r.window_end)),
             f64_array(rows.iter().map(|r| r.beta)),

@@ -16,6 +16,7 @@ mod tests;
 pub use pairs::{CoMoments, PairStats};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -35,9 +36,9 @@ pub struct CorrRow {
     /// Window end, epoch ms.
     pub window_end: i64,
     /// The first symbol (byte order).
-    pub symbol_a: String,
+    pub symbol_a: Arc<str>,
     /// The second symbol.
-    pub symbol_b: String,
+    pub symbol_b: Arc<str>,
     /// Pearson correlation of returns; null when either variance is 0.
     pub corr: Option<f64>,
     /// Returns in the window (W).
@@ -48,9 +49,9 @@ pub struct CorrRow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BetaRow {
     /// The instrument.
-    pub symbol: String,
+    pub symbol: Arc<str>,
     /// The benchmark.
-    pub benchmark: String,
+    pub benchmark: Arc<str>,
     /// Window length in ms.
     pub resolution_ms: i64,
     /// Window end, epoch ms.

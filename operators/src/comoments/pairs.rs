@@ -1,6 +1,7 @@
 //! `CoMoments`: exact rolling sums per symbol and per owned pair at one resolution.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use crate::comoments::{BetaRow, CoMomentConfig, CorrRow};
 use crate::grid::RET_SCALE;
@@ -9,7 +10,7 @@ use crate::route::symbol_route;
 /// Returns of one symbol: the last W+1 (fixed-point) and exact sums over the last W.
 #[derive(Clone, Debug)]
 struct Series {
-    name: String,
+    name: Arc<str>,
     block: u64,
     ring: VecDeque<i64>,
     count: u64,
@@ -17,6 +18,8 @@ struct Series {
     sum_sq: i128,
     /// Grid time of the last return.
     last_end: i64,
+    /// `W·Σx² − (Σx)²` of the current window (W² times the population variance).
+    var: f64,
 }
 
 /// Exact co-moment sums of one owned pair.
@@ -38,12 +41,14 @@ pub struct CoMoments {
     by_name: HashMap<String, usize>,
     pairs: Vec<PairStats>,
     benchmark: Option<usize>,
+    bench_name: Arc<str>,
 }
 
 impl CoMoments {
     /// Empty state for worker `index` of `peers`.
     pub fn new(config: CoMomentConfig, index: usize, peers: usize) -> CoMoments {
         CoMoments {
+            bench_name: Arc::from(config.benchmark.as_str()),
             config,
             index,
             peers,
@@ -59,30 +64,31 @@ impl CoMoments {
         self.benchmark.is_some()
     }
 
-    /// The worker owning pair `(a, b)` (a < b by byte order): blocks of the matrix,
-    /// `peers` row blocks by `peers` column blocks.
+    /// The worker owning pair `(a, b)` (a < b by byte order): the matrix is cut into
+    /// `peers` x `peers` blocks by symbol hash, and block (i, j) goes to worker
+    /// (i + j) mod peers, so every worker owns one block of each block row and column.
     fn owner(&self, a: &Series, b: &Series) -> usize {
-        let p = self.peers as u64;
-        ((a.block * p + b.block) % p) as usize
+        ((a.block + b.block) % self.peers as u64) as usize
     }
 
     fn add_symbol(&mut self, name: &str) -> usize {
         let idx = self.series.len();
         self.series.push(Series {
-            name: name.to_string(),
+            name: Arc::from(name),
             block: symbol_route(name) % self.peers as u64,
             ring: VecDeque::with_capacity(self.config.window + 2),
             count: 0,
             sum: 0,
             sum_sq: 0,
             last_end: i64::MIN,
+            var: 0.0,
         });
         self.by_name.insert(name.to_string(), idx);
         if name == self.config.benchmark {
             self.benchmark = Some(idx);
         }
         for other in 0..idx {
-            let (a, b) = if self.series[other].name.as_str() < name {
+            let (a, b) = if &*self.series[other].name < name {
                 (other, idx)
             } else {
                 (idx, other)
@@ -133,6 +139,7 @@ impl CoMoments {
             }
             s.count += 1;
             s.last_end = end;
+            s.var = moment(w as i128, s.sum_sq, s.sum, s.sum);
         }
         let wi = w as i128;
         for p in self.pairs.iter_mut() {
@@ -151,10 +158,7 @@ impl CoMoments {
                 continue;
             }
             let num = moment(wi, p.sum_ab, a.sum, b.sum);
-            let (den_a, den_b) = (
-                moment(wi, a.sum_sq, a.sum, a.sum),
-                moment(wi, b.sum_sq, b.sum, b.sum),
-            );
+            let (den_a, den_b) = (a.var, b.var);
             let corr = (den_a != 0.0 && den_b != 0.0).then(|| num / den_a.sqrt() / den_b.sqrt());
             if self.config.correlation {
                 corr_rows.push(CorrRow {
@@ -178,7 +182,7 @@ impl CoMoments {
                 let scale = w as f64 * RET_SCALE;
                 beta_rows.push(BetaRow {
                     symbol: s.name.clone(),
-                    benchmark: self.config.benchmark.clone(),
+                    benchmark: self.bench_name.clone(),
                     resolution_ms,
                     window_end: end,
                     beta,

@@ -265,7 +265,7 @@ fn check(out: &Outputs, bars: &[Bar]) {
         .iter()
         .map(|r| {
             (
-                (r.symbol_a.clone(), r.symbol_b.clone(), r.window_end),
+                (r.symbol_a.to_string(), r.symbol_b.to_string(), r.window_end),
                 r.corr,
             )
         })
@@ -285,10 +285,10 @@ fn check(out: &Outputs, bars: &[Bar]) {
         .count();
     assert_eq!(out.3.len(), want_beta);
     for r in &out.3 {
-        let key = if r.symbol.as_str() < "A" {
-            (r.symbol.clone(), "A".to_string(), r.window_end)
+        let key = if &*r.symbol < "A" {
+            (r.symbol.to_string(), "A".to_string(), r.window_end)
         } else {
-            ("A".to_string(), r.symbol.clone(), r.window_end)
+            ("A".to_string(), r.symbol.to_string(), r.window_end)
         };
         assert!(close(r.r2, corr_want[&key].map(|c| c * c)));
     }
