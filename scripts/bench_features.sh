@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# bench_features.sh: the full feature set end to end against polars, and the rolling
+# correlation operator alone at many symbols. Called by scripts/bench.sh (or alone).
+#
+# 1. Full features: `marketflow backfill` with 1m bars, W = 60, indicators, alerts, the
+#    correlation matrix and beta vs BTCUSDT, on FEATURES_SIZE simulated trades (5
+#    symbols, Parquet, the same cached file as bench.sh) with -w 1 and -w 2, then
+#    scripts/bench_features_polars.py computing the same five sets from the same file
+#    (all cores); GNU time gives wall seconds and peak RSS; polars' rows are checked
+#    against marketflow's (the script fails loudly when they differ).
+# 2. The co-moments operator alone (operators/examples/corr_bench.rs): N = 100 and 500
+#    symbols, W = 60, on 1 and 2 workers: p50 / p99 wall ms per grid bar (from the bar's
+#    input to all its correlation and beta rows), the state size and peak RSS.
+# Writes the markdown tables to $BENCH_DIR/results-features.md.
+#
+# Environment: BENCH_DIR (.bench), BENCH_SEED (42), FEATURES_SIZE (10000000),
+# CORR_SYMBOLS ("100 500"), CORR_BARS (300), BENCH_SKIP_BUILD=1 to use the built binaries.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+BENCH_DIR=${BENCH_DIR:-$ROOT/.bench}
+BENCH_SEED=${BENCH_SEED:-42}
+FEATURES_SIZE=${FEATURES_SIZE:-10000000}
+CORR_SYMBOLS=${CORR_SYMBOLS:-"100 500"}
+CORR_BARS=${CORR_BARS:-300}
+SYMBOLS=5
+TRADES_PER_MINUTE=6000
+MF=$ROOT/target/release/marketflow
+CORR=$ROOT/target/release/examples/corr_bench
+PY=$BENCH_DIR/venv/bin/python
+TIME=/usr/bin/time
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'bench_features.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+[ -x "$TIME" ] || die "GNU time is missing (scripts/bench.sh installs it)"
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    cargo build --release --bin marketflow
+    cargo build --release -p operators --example corr_bench
+fi
+if ! { [ -x "$PY" ] && "$PY" -c 'import polars' 2>/dev/null; }; then
+    python3 -m venv "$BENCH_DIR/venv"
+    "$PY" -m pip install --quiet --disable-pip-version-check polars==2.1.0 pyarrow==26.0.1
+fi
+mkdir -p "$BENCH_DIR/data" "$BENCH_DIR/out" "$BENCH_DIR/logs"
+
+input=$BENCH_DIR/data/trades-s$SYMBOLS-n$FEATURES_SIZE-seed$BENCH_SEED.parquet
+if [ ! -s "$input" ]; then
+    minutes=$(((FEATURES_SIZE + TRADES_PER_MINUTE - 1) / TRADES_PER_MINUTE))
+    say "simulating $FEATURES_SIZE trades"
+    "$MF" simulate --symbols $SYMBOLS --minutes "$minutes" --seed "$BENCH_SEED" \
+        --output "$input.tmp.parquet" >"$BENCH_DIR/logs/simulate-features.log" 2>&1
+    mv "$input.tmp.parquet" "$input"
+fi
+trades=$("$PY" -c 'import sys, pyarrow.parquet as pq; print(pq.ParquetFile(sys.argv[1]).metadata.num_rows)' "$input")
+cat "$input" >/dev/null
+
+CONFIG=$BENCH_DIR/features.toml
+cat >"$CONFIG" <<'EOF'
+# bench_features.sh: every feature set at 1m, W = 60.
+[features]
+resolutions = ["1m"]
+rolling_window = 60
+benchmark = "BTCUSDT"
+correlation = true
+indicators = true
+zscore_alert = 3.0
+EOF
+
+ROWS=()
+run() { # name log cmd...
+    local name=$1 log=$2 tf wall rss tps
+    shift 2
+    tf=$(mktemp)
+    "$TIME" -f '%e %M' -o "$tf" "$@" >"$log" 2>&1 || { tail -n 30 "$log" >&2; die "$name failed"; }
+    read -r wall rss < <(tail -n 1 "$tf")
+    rm -f "$tf"
+    tps=$(awk -v n="$trades" -v s="$wall" 'BEGIN { printf "%.0f", n / s }')
+    ROWS+=("| $name | $wall | $tps | $((rss / 1024)) |")
+    say "$name: $wall s, $tps trades/s, $((rss / 1024)) MB"
+    LAST_WALL=$wall
+}
+
+declare -A WALLS
+for w in 1 2; do
+    out=$BENCH_DIR/out/features-marketflow-w$w
+    rm -rf "$out"
+    run "marketflow -w $w" "$BENCH_DIR/logs/features-marketflow-w$w.log" \
+        "$MF" backfill --config "$CONFIG" --input "$input" --output "$out" -w $w
+    WALLS["marketflow -w $w"]=$LAST_WALL
+done
+out=$BENCH_DIR/out/features-polars
+rm -rf "$out"
+run "polars (all cores)" "$BENCH_DIR/logs/features-polars.log" \
+    "$PY" scripts/bench_features_polars.py --input "$input" --output "$out"
+WALLS[polars]=$LAST_WALL
+say "checking polars' features against marketflow -w 2"
+"$PY" scripts/bench_features_polars.py --input "$input" --output "$out" \
+    --check "$BENCH_DIR/out/features-marketflow-w2" ||
+    die "CORRECTNESS CHECK FAILED: polars and marketflow disagree"
+
+CORR_ROWS=()
+for n in $CORR_SYMBOLS; do
+    for w in 1 2; do
+        line=$("$CORR" --symbols "$n" --bars "$CORR_BARS" --window 60 -w "$w")
+        say "$line"
+        CORR_ROWS+=("$(echo "$line" | awk '{
+            for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+            printf "| %s | %s | %s | %s | %s | %s | %s |", v["symbols"], v["workers"], v["pairs"], v["p50_ms"], v["p99_ms"], v["state_mb"], v["peak_rss_mb"]
+        }')")
+    done
+done
+
+{
+    echo "## Full feature set: marketflow backfill vs polars (1m bars, W = 60, 5 symbols)"
+    echo
+    echo "$trades trades, Parquet in and out, seed $BENCH_SEED, $(nproc) cores, $(date -u +%Y-%m-%d)."
+    echo
+    echo "| engine | wall s | trades/s | peak RSS MB |"
+    echo "|---|---|---|---|"
+    printf '%s\n' "${ROWS[@]}"
+    echo
+    for w in 1 2; do
+        awk -v a="${WALLS["marketflow -w $w"]}" -v b="${WALLS[polars]}" -v w=$w \
+            'BEGIN { printf "- marketflow -w %d is %.2fx polars\n", w, b / a }'
+    done
+    echo
+    echo "## Rolling correlation + beta operator alone (W = 60, one grid bar at a time)"
+    echo
+    echo "| symbols | workers | pairs | p50 ms/bar | p99 ms/bar | state MB | peak RSS MB |"
+    echo "|---|---|---|---|---|---|---|"
+    printf '%s\n' "${CORR_ROWS[@]}"
+} | tee "$BENCH_DIR/results-features.md"
