@@ -324,39 +324,6 @@ fn simulate_format_from_path() {
     }
 }
 
-/// `cargo test --release -p connectors simulate_throughput -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn simulate_throughput() {
-    let c = config(5, 1667, 1);
-    let start = std::time::Instant::now();
-    let n = simulator(&c)
-        .map(|(_, t)| t.qty)
-        .filter(|&q| q > 0.0)
-        .count();
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "generated {n} trades in {secs:.2} s: {:.1} M trades/s",
-        n as f64 / secs / 1e6
-    );
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["t.parquet", "t.csv", "t.csv.zst"] {
-        let start = std::time::Instant::now();
-        let n = write_trades(
-            &c,
-            &dir.path().join(name),
-            SimFormat::from_path(name).unwrap(),
-        )
-        .unwrap();
-        let secs = start.elapsed().as_secs_f64();
-        let size = std::fs::metadata(dir.path().join(name)).unwrap().len() as f64 / 1e6;
-        println!(
-            "{name}: {n} trades in {secs:.2} s ({:.1} M/s), {size:.0} MB",
-            n as f64 / secs / 1e6
-        );
-    }
-}
-
 /// FNV-1a, 64 bits.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {

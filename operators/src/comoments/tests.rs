@@ -80,11 +80,11 @@ fn random_bars(seed: u64, n: i64) -> Vec<Bar> {
 
 type Outputs = (Vec<IndicatorRow>, Vec<AlertRow>, Vec<CorrRow>, Vec<BetaRow>);
 
-fn run(bars: Vec<Bar>, workers: usize) -> Outputs {
+fn run(bars: Vec<Bar>, config: timely::Config) -> Outputs {
     let bars = Arc::new(bars);
     let out: Arc<Mutex<Outputs>> = Arc::default();
     let out2 = out.clone();
-    timely::execute(timely::Config::process(workers), move |worker| {
+    timely::execute(config, move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
         let mut input = InputHandle::<i64, Bar>::new();
         let o = out2.clone();
@@ -299,9 +299,19 @@ fn check(out: &Outputs, bars: &[Bar]) {
 fn rolling_features_match_reference_on_1_and_3_workers() {
     for seed in [5u64, 6] {
         let bars = random_bars(seed, 90);
-        let one = run(bars.clone(), 1);
+        let one = run(bars.clone(), timely::Config::thread());
         check(&one, &bars);
-        let three = run(bars, 3);
+        let three = run(bars.clone(), timely::Config::process(3));
         assert_eq!(one, three, "identical rows on 1 and 3 workers");
+        // Every exchanged type serialized (as between processes, or with -z).
+        let serialized = timely::Config {
+            communication: timely::CommunicationConfig::ProcessBinary(3),
+            worker: timely::WorkerConfig::default(),
+        };
+        assert_eq!(
+            one,
+            run(bars, serialized),
+            "identical rows with serialization"
+        );
     }
 }
