@@ -31,6 +31,11 @@
 #   BENCH_DIR=.bench                work directory (data, outputs, logs, venv)
 #   BENCH_PIP="polars==2.1.0 pyarrow==26.0.1"   what the venv installs
 #   BENCH_SKIP_BUILD=1              use target/release/marketflow as it is
+#   BENCH_BARS_ONLY=1               stop after the bars table; otherwise the script then
+#                                   runs scripts/bench_features.sh (every feature set vs
+#                                   polars, the correlation operator at N = 100 / 500) and
+#                                   scripts/bench_scaling.sh (1x1, 1x2, 2x1 processes x
+#                                   workers) and joins all tables in results-all.md
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -241,3 +246,15 @@ report() {
 
 report | tee "$BENCH_DIR/results.md"
 say "saved $BENCH_DIR/results.md; logs in $BENCH_DIR/logs, outputs in $BENCH_DIR/out"
+
+# ---- the other benchmarks ----------------------------------------------------------
+# Full feature set vs polars and the correlation operator alone (issue 3), then scaling
+# over processes x workers (issue 5); BENCH_BARS_ONLY=1 skips them.
+if [ "${BENCH_BARS_ONLY:-0}" != 1 ]; then
+    export BENCH_DIR BENCH_SEED
+    scripts/bench_features.sh
+    BENCH_SKIP_BUILD=1 scripts/bench_scaling.sh
+    cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-scaling.md" \
+        >"$BENCH_DIR/results-all.md"
+    say "all tables: $BENCH_DIR/results-all.md"
+fi
