@@ -7,8 +7,11 @@
 # same paths). Each process's log lines are prefixed `[pN] `. Ctrl-C, or the
 # failure of any process, stops all of them; the exit code is the first failure's
 # (0 when all succeed). A malformed hostfile or bad usage exits 2.
+# A remote process is stopped when its ssh connection closes (this script holds the
+# connection's stdin open until it exits).
 # Env: LAUNCH_SSH (default `ssh -o BatchMode=yes`), LAUNCH_GRACE (seconds between
-# SIGTERM and SIGKILL when stopping, default 5).
+# SIGTERM and SIGKILL when stopping, default 5), LAUNCH_SSH_ALL=1 (start local lines
+# over ssh too, for example to test the ssh path).
 set -euo pipefail
 
 usage() {
@@ -68,6 +71,7 @@ done
 local_names=" localhost localhost.localdomain ::1 [::1] $(hostname) $(hostname -f 2>/dev/null || true) $(hostname -I 2>/dev/null || true) "
 is_local() {
     local host=$1
+    [[ ${LAUNCH_SSH_ALL:-0} != 1 ]] || return 1
     [[ $host == 127.* || $local_names == *" $host "* ]]
 }
 
@@ -76,6 +80,13 @@ grace=${LAUNCH_GRACE:-5}
 workdir=$(pwd)
 pids=()
 stopping=0
+
+# The stdin of every ssh: a fifo this script keeps open (fd 3), so that it reaches EOF,
+# and the remote process is stopped, when the script ends however it ends.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkfifo "$tmp/keepalive"
+exec 3<>"$tmp/keepalive"
 
 stop_all() {
     local pid
@@ -102,15 +113,20 @@ for ((i = 0; i < n; i++)); do
     args=("${cmd[@]}" -n "$n" -p "$i" -h "$hostfile")
     prefix="[p$i] "
     if is_local "$host"; then
-        "${args[@]}" > >(sed -u "s/^/$prefix/") 2> >(sed -u "s/^/$prefix/" >&2) &
+        "${args[@]}" 3>&- > >(exec sed -u "s/^/$prefix/" 3>&-) 2> >(exec sed -u "s/^/$prefix/" >&2 3>&-) &
     else
         # The remote command dies when the ssh connection closes (stdin reaches EOF).
-        remote="cd $(printf '%q' "$workdir") || exit 1; $(printf '%q ' "${args[@]}") </dev/null & p=\$!; "
-        remote+="{ cat; kill \$p; } >/dev/null 2>&1 & c=\$!; wait \$p; rc=\$?; kill \$c 2>/dev/null; exit \$rc"
-        "${ssh_cmd[@]}" "${host#[}" "$remote" < <(sleep infinity) \
-            > >(sed -u "s/^/$prefix/") 2> >(sed -u "s/^/$prefix/" >&2) &
+        # (fd 4 keeps the connection's stdin: background lists start on /dev/null.)
+        remote="cd $(printf '%q' "$workdir") || exit 1; exec 4<&0; "
+        remote+="$(printf '%q ' "${args[@]}") </dev/null 4<&- & p=\$!; "
+        remote+="{ while read -r _; do :; done; kill \$p; } <&4 >/dev/null 2>&1 & c=\$!; "
+        remote+="wait \$p; rc=\$?; kill \$c 2>/dev/null; exit \$rc"
+        host=${host#[}
+        "${ssh_cmd[@]}" "${host%]}" "$remote" <"$tmp/keepalive" 3>&- \
+            > >(exec sed -u "s/^/$prefix/" 3>&-) 2> >(exec sed -u "s/^/$prefix/" >&2 3>&-) &
     fi
     pids+=($!)
+    echo "launch.sh: started process $i (${hosts[$i]}) pid $!" >&2
 done
 
 # Wait for every process; the first failure stops the others and gives the exit code.
@@ -122,7 +138,20 @@ while ((${#running[@]} > 0)); do
     wait -n -p done_pid "${running[@]}"
     rc=$?
     set -e
-    [[ -n $done_pid ]] || break
+    if [[ -z ${done_pid:-} ]]; then
+        # bash already collected the status: find the process that is gone.
+        for pid in "${running[@]}"; do
+            if ! kill -0 "$pid" 2>/dev/null; then
+                set +e
+                wait "$pid" 2>/dev/null
+                rc=$?
+                set -e
+                done_pid=$pid
+                break
+            fi
+        done
+        [[ -n $done_pid ]] || { sleep 0.1; continue; }
+    fi
     still=()
     for pid in "${running[@]}"; do [[ $pid == "$done_pid" ]] || still+=("$pid"); done
     running=("${still[@]+"${still[@]}"}")

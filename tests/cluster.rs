@@ -348,3 +348,76 @@ fn a_failure_on_one_process_fails_the_whole_run() {
     assert_eq!(m["status"], "failed");
     assert!(m["error"].as_str().unwrap().contains("process 1"), "{m}");
 }
+
+/// `scripts/launch.sh HOSTFILE -- marketflow ARGS` with `extra` environment.
+fn launch(hosts: &Path, args: &[String], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(launch_script());
+    cmd.arg(hosts)
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_marketflow"))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied());
+    cmd
+}
+
+#[test]
+fn launch_script_starts_remote_lines_over_ssh() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hosts, _) = hostfile(dir.path());
+    // A stand-in for ssh that runs the remote command here: `fake-ssh HOST COMMAND`.
+    let ssh = dir.path().join("fake-ssh");
+    std::fs::write(&ssh, "#!/bin/sh\nexec sh -c \"$2\"\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&ssh)
+        .status()
+        .unwrap();
+    let out_dir = dir.path().join("out");
+    let env = [
+        ("LAUNCH_SSH", ssh.to_str().unwrap()),
+        ("LAUNCH_SSH_ALL", "1"),
+    ];
+    let out = launch(&hosts, &backfill_args(&out_dir), &env)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(manifest(&out_dir)["status"], "succeeded");
+    assert_eq!(manifest(&out_dir)["processes"], 2);
+}
+
+#[test]
+fn launch_script_stops_everything_when_a_process_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hosts, _) = hostfile(dir.path());
+    let input = long_input(dir.path());
+    let args: Vec<String> = [
+        "backfill",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        dir.path().join("out").to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut child = launch(&hosts, &args, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    let mut seen = Vec::new();
+    assert!(wait_for(&rx, "started process 1", &mut seen), "{seen:?}");
+    let pid = seen.last().unwrap().rsplit(' ').next().unwrap().to_string();
+    assert!(wait_for(&rx, "[p1] ", &mut seen), "{seen:?}");
+    assert!(wait_for(&rx, "cluster connected", &mut seen), "{seen:?}");
+    let killed = Command::new("kill").args(["-KILL", &pid]).status().unwrap();
+    assert!(killed.success(), "killed process 1 (pid {pid})");
+    let (status, took) = wait_exit(&mut child, Duration::from_secs(10));
+    eprintln!("launch.sh exited {took:?} after process 1 was killed");
+    assert!(!status.success());
+    std::thread::sleep(Duration::from_millis(100));
+    seen.extend(rx.try_iter());
+    let all = seen.join("\n");
+    assert!(all.contains("launch.sh: process"), "{all}");
+}
