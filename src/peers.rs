@@ -19,6 +19,14 @@ const RETRY: Duration = Duration::from_millis(100);
 pub const TIMEOUT_VAR: &str = "MARKETFLOW_CONNECT_TIMEOUT";
 /// Default of [`TIMEOUT_VAR`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// TCP keepalive on established connections: first probe after this much silence...
+const KEEPALIVE_TIME: Duration = Duration::from_secs(10);
+/// ...then one probe per interval, the connection dropped after this many unanswered.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+const KEEPALIVE_RETRIES: u32 = 5;
+/// Sent data unacknowledged this long drops the connection (Linux `TCP_USER_TIMEOUT`).
+#[cfg(target_os = "linux")]
+const USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a process tells its peers about itself; every field but `process` must agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,6 +153,7 @@ pub fn connect(
     for s in streams.iter().flatten() {
         s.set_read_timeout(None)?;
         s.set_write_timeout(None)?;
+        detect_silent_loss(s)?;
     }
     tracing::info!(
         process = index,
@@ -152,6 +161,21 @@ pub fn connect(
         "cluster connected"
     );
     Ok(streams)
+}
+
+/// Keepalive probes and a user timeout, so that a peer whose machine or network
+/// vanishes without closing the connection is noticed within about half a minute
+/// (a killed or crashed process closes its connections and is noticed at once).
+fn detect_silent_loss(stream: &TcpStream) -> std::io::Result<()> {
+    let socket = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_TIME)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    socket.set_tcp_keepalive(&keepalive)?;
+    #[cfg(target_os = "linux")]
+    socket.set_tcp_user_timeout(Some(USER_TIMEOUT))?;
+    Ok(())
 }
 
 /// Binds this process's address; a clash is a clear error naming the address.
