@@ -28,7 +28,10 @@ pub fn install(addresses: Vec<String>) {
                 let cause = cause
                     .strip_prefix("timely communication error: ")
                     .unwrap_or(&cause);
-                fail(&format!("lost connection to {}: {cause}", describe(peer)));
+                fail(&format!(
+                    "lost connection to {}: {cause} (it crashed, was stopped or failed: see its log)",
+                    describe(peer)
+                ));
             }
             None if FAILING.load(Ordering::SeqCst) => {}
             None => previous(info),
@@ -39,6 +42,12 @@ pub fn install(addresses: Vec<String>) {
 /// Sets the action run by [`fail`] before exiting (replaces an earlier one).
 pub fn on_failure(action: impl Fn(&str) + Send + Sync + 'static) {
     *ACTION.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(action));
+}
+
+/// Marks the run as over: the workers and network threads have finished and the
+/// command reports its own outcome, so a later [`fail`] only waits for the exit.
+pub fn disarm() {
+    FAILING.store(true, Ordering::SeqCst);
 }
 
 /// Reports `message`, runs the failure action and exits with code 1. Only the first

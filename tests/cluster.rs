@@ -189,13 +189,19 @@ fn wait_exit(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, D
 
 /// A longer input than the sample, so that the run is still going when a peer dies.
 fn long_input(dir: &Path) -> PathBuf {
-    let path = dir.join("market.parquet");
+    simulated(dir, 360)
+}
+
+/// A simulated market of 8 symbols over `minutes`.
+fn simulated(dir: &Path, minutes: u32) -> PathBuf {
+    let path = dir.join(format!("market-{minutes}.parquet"));
+    let minutes = minutes.to_string();
     let out = marketflow(&[
         "simulate",
         "--symbols",
         "8",
         "--minutes",
-        "360",
+        &minutes,
         "--seed",
         "3",
         "--output",
@@ -420,4 +426,49 @@ fn launch_script_stops_everything_when_a_process_dies() {
     seen.extend(rx.try_iter());
     let all = seen.join("\n");
     assert!(all.contains("launch.sh: process"), "{all}");
+}
+
+#[test]
+fn a_failure_early_in_a_long_run_stops_the_cluster_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hosts, addresses) = hostfile(dir.path());
+    // A day of trades: several times longer to process than the failing process
+    // waits (3 s) for the run to wind down before it exits.
+    let input = simulated(dir.path(), 1440);
+    let out_dir = dir.path().join("out");
+    let blocker = dir.path().join("not-a-directory");
+    std::fs::write(&blocker, b"").unwrap();
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "backfill",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--run-id",
+            "early",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let started = Instant::now();
+    let mut p0 = spawn(&args(&out_dir), &hosts, 0, 1, &[]);
+    let mut p1 = spawn(&args(&blocker.join("out")), &hosts, 1, 1, &[]);
+    let (s1, t1) = wait_exit(&mut p1, Duration::from_secs(120));
+    let (s0, t0) = wait_exit(&mut p0, Duration::from_secs(10));
+    eprintln!(
+        "process 1 failed after {:?}; process 0 exited {t0:?} later",
+        started.elapsed() - t0
+    );
+    let _ = t1;
+    assert_eq!(s1.code(), Some(1));
+    assert_eq!(s0.code(), Some(1));
+    let m = manifest(&out_dir);
+    assert_eq!(m["status"], "failed");
+    let error = m["error"].as_str().unwrap();
+    let who = format!("process 1 ({})", addresses[1]);
+    assert!(
+        error.contains("process 1 failed") || error.contains(&who),
+        "{error}"
+    );
 }

@@ -23,6 +23,12 @@ use crate::UsageError;
 /// keep memory flat.
 const CHUNK_ROWS: usize = 65_536;
 
+/// With several processes, how long a process that met a fatal error waits for the
+/// run to wind down (every worker then reports the error to the manifest writer)
+/// before it exits, which its peers see as a lost connection: a failure stops the
+/// whole cluster promptly instead of after the rest of the input.
+const FAIL_GRACE: Duration = Duration::from_secs(3);
+
 fn usage_if_input(e: ConnectorError) -> anyhow::Error {
     match e {
         ConnectorError::NoInput(_) | ConnectorError::InvalidUrl { .. } => {
@@ -138,6 +144,16 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         });
     }
     let shared = BackfillShared::default();
+    if args.timely.processes > 1 {
+        let errors = shared.errors.clone();
+        std::thread::spawn(move || loop {
+            if let Some(error) = errors.get() {
+                std::thread::sleep(FAIL_GRACE);
+                crate::watchdog::fail(&format!("backfill failed: {error}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        });
+    }
     let (job2, shared2) = (job.clone(), shared.clone());
     let guards = crate::cluster::execute(&args.timely, job_hash(&job), move |worker| {
         run_worker(worker, &job2, &shared2)
@@ -148,6 +164,7 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
             failure = Some(format!("a worker failed: {e}"));
         }
     }
+    crate::watchdog::disarm();
     if failure.is_none() {
         failure = shared.errors.get();
     }
