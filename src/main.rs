@@ -7,6 +7,8 @@ mod commands;
 mod config;
 mod config_keys;
 mod logging;
+mod peers;
+mod watchdog;
 
 use std::process::ExitCode;
 

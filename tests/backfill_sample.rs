@@ -1,7 +1,8 @@
 //! End-to-end: `marketflow backfill` on the bundled real Binance sample, read back from
-//! Parquet, against a from-scratch reference; the same rows on 1 worker, 3 workers,
-//! serialized exchange (-z) and 2 processes, for every feature set (config/sample.toml
-//! computes bars, indicators, alerts, correlation and beta); reruns overwrite.
+//! Parquet, against a from-scratch reference; the same rows on 1 worker, 3 workers and
+//! serialized exchange (-z), for every feature set (config/sample.toml computes bars,
+//! indicators, alerts, correlation and beta); reruns overwrite. Several processes:
+//! tests/cluster.rs.
 
 mod common;
 
@@ -85,55 +86,6 @@ fn rerun_overwrites_instead_of_duplicating() {
     backfill(&out, &["-w", "1"]);
     assert_eq!(parquet_files(&out), first, "same files, no duplicates");
     assert_eq!(checksum(&out), sum);
-}
-
-#[test]
-fn two_processes_give_the_same_rows_as_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let single = dir.path().join("single");
-    backfill(&single, &["-w", "1"]);
-    let ports = free_ports(2);
-    let hostfile = dir.path().join("hosts");
-    std::fs::write(
-        &hostfile,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1]),
-    )
-    .unwrap();
-    let multi = dir.path().join("multi");
-    let sample = sample();
-    let config = sample_config();
-    let spawn = |p: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_marketflow"))
-            .args([
-                "backfill",
-                "--config",
-                config.to_str().unwrap(),
-                "--input",
-                sample.to_str().unwrap(),
-                "--output",
-                multi.to_str().unwrap(),
-                "--run-id",
-                "test",
-            ])
-            .args([
-                "-w",
-                "2",
-                "-n",
-                "2",
-                "-p",
-                p,
-                "-h",
-                hostfile.to_str().unwrap(),
-            ])
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .unwrap()
-    };
-    let (mut a, mut b) = (spawn("0"), spawn("1"));
-    let (sa, sb) = (a.wait().unwrap(), b.wait().unwrap());
-    assert!(sa.success() && sb.success(), "{sa:?} {sb:?}");
-    assert_eq!(read_bars(&multi), read_bars(&single));
-    assert_eq!(checksum(&multi), checksum(&single));
 }
 
 #[test]

@@ -52,6 +52,19 @@ pub enum RunEvent {
     Partition(PartitionWritten),
     /// The rejects file is durable.
     Rejects(RejectsSummary),
+    /// A worker saw every output of the run durable (see [`ReportStatus`]).
+    Worker(WorkerStatus),
+}
+
+/// The end-of-run report of one worker: the first fatal error of its process, if any.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Global worker index.
+    pub worker: usize,
+    /// Index of the worker's process.
+    pub process: usize,
+    /// The process's first fatal error.
+    pub error: Option<String>,
 }
 
 impl RunEvent {
@@ -174,6 +187,7 @@ impl Manifest {
                     files.push((p.path.clone(), p.sha256.clone()));
                 }
                 RunEvent::Rejects(r) => rejects = r.clone(),
+                RunEvent::Worker(_) => {}
             }
         }
         let feature_sets = sets
@@ -216,6 +230,69 @@ impl Manifest {
     }
 }
 
+/// The first failure reported by a worker, or a message when fewer than `peers`
+/// workers reported: the run must not be declared a success then.
+fn worker_failure(events: &[RunEvent], peers: usize) -> Option<String> {
+    let statuses: Vec<&WorkerStatus> = events
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Worker(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    if let Some(s) = statuses.iter().find(|s| s.error.is_some()) {
+        let error = s.error.as_deref().unwrap_or_default();
+        return Some(format!("process {} failed: {error}", s.process));
+    }
+    (statuses.len() < peers).then(|| {
+        format!(
+            "only {} of {peers} workers reported the end of the run",
+            statuses.len()
+        )
+    })
+}
+
+/// Extension trait: each worker appends its [`WorkerStatus`] to the run events.
+pub trait ReportStatus<'scope> {
+    /// Passes the events through; once every event is in (all outputs of all workers
+    /// are durable), adds this worker's status with the first error of `errors`. The
+    /// manifest writer declares success only when every worker reported no error, so
+    /// a failure on any process fails the whole run.
+    fn report_status(self, process: usize, errors: ErrorSlot) -> StreamVec<'scope, i64, RunEvent>;
+}
+
+impl<'scope> ReportStatus<'scope> for StreamVec<'scope, i64, RunEvent> {
+    fn report_status(self, process: usize, errors: ErrorSlot) -> StreamVec<'scope, i64, RunEvent> {
+        let worker = self.scope().index();
+        self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<RunEvent>>, _, _, _>(
+            timely::dataflow::channels::pact::Pipeline,
+            "ReportStatus",
+            move |cap, _| {
+                let mut cap = Some(cap);
+                move |(input, frontier), output| {
+                    input.for_each(|time, data| {
+                        output.session(&time).give_iterator(data.drain(..));
+                    });
+                    if let Some(t) = frontier.frontier().first() {
+                        if let Some(c) = cap.as_mut() {
+                            if c.time() < t {
+                                c.downgrade(t);
+                            }
+                        }
+                    } else if let Some(c) = cap.take() {
+                        let status = WorkerStatus {
+                            worker,
+                            process,
+                            error: errors.get(),
+                        };
+                        output.session(&c).give(RunEvent::Worker(status));
+                    }
+                }
+            },
+        )
+    }
+}
+
 /// Extension trait: collect run events on worker 0 and write the manifest last.
 pub trait WriteManifest<'scope> {
     /// When every event is in (the input is complete), worker 0 writes a `succeeded`
@@ -238,7 +315,7 @@ impl<'scope> WriteManifest<'scope> for StreamVec<'scope, i64, RunEvent> {
         errors: ErrorSlot,
         done: Arc<Mutex<Option<Manifest>>>,
     ) -> StreamVec<'scope, i64, ()> {
-        let index = self.scope().index();
+        let (index, peers) = (self.scope().index(), self.scope().peers());
         self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<()>>, _, _, _>(
             Exchange::new(|_| 0),
             "WriteManifest",
@@ -255,6 +332,11 @@ impl<'scope> WriteManifest<'scope> for StreamVec<'scope, i64, RunEvent> {
                             }
                         }
                         return;
+                    }
+                    if index == 0 && !errors.is_set() {
+                        if let Some(e) = worker_failure(&events, peers) {
+                            errors.set(e);
+                        }
                     }
                     if index == 0 && !errors.is_set() {
                         if let Some(info) = info.take() {

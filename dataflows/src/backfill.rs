@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use connectors::decode::DecodeOptions;
 use connectors::files::{FileSource, FileSourceConfig, SourceProgress, Unit};
-use connectors::manifest::{Manifest, RunEvent, RunInfo, WriteManifest};
+use connectors::manifest::{Manifest, ReportStatus, RunEvent, RunInfo, WriteManifest};
 use connectors::parquet::ParquetSink;
 use connectors::rejects::WriteRejects;
 use connectors::store::Location;
@@ -122,7 +122,9 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             .map_partitions()
             .concat(source_events)
             .concat(rejects.write_rejects(job.output.clone(), job.inputs.clone(), errors.clone()));
+        let threads = (job.info.workers / job.info.processes.max(1)).max(1);
         let done = events
+            .report_status(index / threads, errors.clone())
             .write_manifest(
                 job.output.clone(),
                 job.info.clone(),

@@ -23,6 +23,12 @@ use crate::UsageError;
 /// keep memory flat.
 const CHUNK_ROWS: usize = 65_536;
 
+/// With several processes, how long a process that met a fatal error waits for the
+/// run to wind down (every worker then reports the error to the manifest writer)
+/// before it exits, which its peers see as a lost connection: a failure stops the
+/// whole cluster promptly instead of after the rest of the input.
+const FAIL_GRACE: Duration = Duration::from_secs(3);
+
 fn usage_if_input(e: ConnectorError) -> anyhow::Error {
     match e {
         ConnectorError::NoInput(_) | ConnectorError::InvalidUrl { .. } => {
@@ -35,7 +41,7 @@ fn usage_if_input(e: ConnectorError) -> anyhow::Error {
 /// Runs a backfill to completion.
 pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
     let started = Instant::now();
-    let timely_config = crate::cluster::timely_config(&args.timely)?;
+    crate::cluster::validate(&args.timely)?;
     let source = config.config.sources.first().cloned().unwrap_or_default();
     let kind = match args.kind.as_deref().unwrap_or(source.kind.as_str()) {
         "candles" => Kind::Candles,
@@ -128,18 +134,37 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         progress_interval: Duration::from_millis(config.progress_ms.max(1) as u64),
         progress_bar: true,
     });
+    if args.timely.process == 0 {
+        let (info, output) = (info.clone(), output.clone());
+        crate::watchdog::on_failure(move |error| {
+            let manifest = Manifest::build(info.clone(), &[], Some(error.to_string()));
+            if let Err(e) = manifest.write(&output) {
+                tracing::warn!(error = %e, "could not write the failed run manifest");
+            }
+        });
+    }
     let shared = BackfillShared::default();
+    if args.timely.processes > 1 {
+        let errors = shared.errors.clone();
+        std::thread::spawn(move || loop {
+            if let Some(error) = errors.get() {
+                std::thread::sleep(FAIL_GRACE);
+                crate::watchdog::fail(&format!("backfill failed: {error}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        });
+    }
     let (job2, shared2) = (job.clone(), shared.clone());
-    let guards = timely::execute(timely_config, move |worker| {
+    let guards = crate::cluster::execute(&args.timely, job_hash(&job), move |worker| {
         run_worker(worker, &job2, &shared2)
-    })
-    .map_err(|e| anyhow::anyhow!("cannot start the cluster: {e}"))?;
+    })?;
     let mut failure = shared.errors.get();
     for result in guards.join() {
         if let (Err(e), None) = (result, failure.as_ref()) {
             failure = Some(format!("a worker failed: {e}"));
         }
     }
+    crate::watchdog::disarm();
     if failure.is_none() {
         failure = shared.errors.get();
     }
@@ -177,6 +202,24 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A hash of what must be equal on every process of a run: inputs, range, kind and
+/// feature settings (not the output or run id, which only process 0 uses).
+fn job_hash(job: &BackfillJob) -> u64 {
+    let i = &job.info;
+    let text = format!(
+        "backfill\n{:?}\n{}\n{}\n{}\n{:?}\n{:?}\n{:?}\n{:?}",
+        job.inputs,
+        job.units.len(),
+        job.from_ms,
+        job.to_ms,
+        i.kind,
+        i.resolutions,
+        i.feature_sets,
+        job.features
+    );
+    operators::route::stable_hash(text.as_bytes())
 }
 
 /// `YYYYMMDDTHHMMSSZ-<8 hex>`: time of day plus a hash of the inputs.
