@@ -12,6 +12,7 @@ use connectors::parquet::ParquetSink;
 use connectors::rejects::WriteRejects;
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::{Concat, Inspect, Probe};
 use timely::worker::Worker;
 
@@ -73,8 +74,14 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             chunk_rows: job.chunk_rows,
             scratch: job.scratch.clone(),
         };
-        let (batches, source_rejects, source_events) =
-            scope.file_source(config, shared.progress.clone(), errors.clone());
+        // Back-pressure: the sources read only a few chunks past what the bars finished.
+        let consumed = ProbeHandle::new();
+        let (batches, source_rejects, source_events) = scope.file_source(
+            config,
+            shared.progress.clone(),
+            errors.clone(),
+            Some(consumed.clone()),
+        );
         let (watermark, batches) = batches.probe();
         let out = features(batches, source_rejects, &job.features, bars_stats);
         let counted = stats.clone();
@@ -99,6 +106,7 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
         let (output, lateness) = (job.output.clone(), 0);
         let mut written = out
             .bars
+            .probe_with(&consumed)
             .parquet_sink(output.clone(), lateness, errors.clone())
             .inspect(sink("bars"))
             .concat(

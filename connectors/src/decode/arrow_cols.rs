@@ -68,6 +68,14 @@ impl<'a> StrCol<'a> {
         }
     }
 
+    /// For a dictionary column: the value index of each row and the number of values.
+    pub fn dict_keys(&self) -> Option<(&[Option<usize>], usize)> {
+        match self {
+            StrCol::Dict(keys, values) => Some((keys, values.len())),
+            _ => None,
+        }
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         match self {

@@ -30,23 +30,58 @@ pub struct Chunk {
     pub rows: u64,
     /// Rejected records.
     pub rejects: Vec<Reject>,
+    /// Records of each symbol in the last chunk taken: `(trades, candles)`, the
+    /// capacity a new batch of that symbol starts with.
+    sizes: HashMap<String, (usize, usize)>,
 }
 
+/// Up to this many symbols a chunk finds a symbol's batch by comparing names, which
+/// is cheaper than hashing them.
+const LINEAR_SYMBOLS: usize = 8;
+
 impl Chunk {
+    #[inline]
     fn batch(&mut self, symbol: &str) -> &mut SymbolBatch {
-        let i = match self.index.get(symbol) {
-            Some(&i) => i,
+        let i = self.batch_index(symbol);
+        &mut self.batches[i]
+    }
+
+    /// The index of `symbol`'s batch (made when missing), for the `_at` methods;
+    /// valid until the batches are taken or filtered.
+    #[inline]
+    pub(crate) fn batch_index(&mut self, symbol: &str) -> usize {
+        let found = if self.batches.len() <= LINEAR_SYMBOLS {
+            self.batches.iter().position(|b| b.symbol == symbol)
+        } else {
+            self.index.get(symbol).copied()
+        };
+        match found {
+            Some(i) => i,
             None => {
+                let (t, c) = self.sizes.get(symbol).copied().unwrap_or_default();
                 self.batches.push(SymbolBatch {
                     symbol: symbol.to_string(),
-                    ..Default::default()
+                    trades: Vec::with_capacity(t + t / 8),
+                    candles: Vec::with_capacity(c + c / 8),
                 });
                 self.index
                     .insert(symbol.to_string(), self.batches.len() - 1);
                 self.batches.len() - 1
             }
-        };
-        &mut self.batches[i]
+        }
+    }
+
+    /// Adds a decoded trade to batch `i` of [`Chunk::batch_index`] (counts one row).
+    #[inline]
+    pub(crate) fn push_trade_at(&mut self, i: usize, trade: Trade) {
+        self.rows += 1;
+        self.batches[i].trades.push(trade);
+    }
+
+    /// Adds a decoded candle to batch `i` of [`Chunk::batch_index`] (counts one row).
+    pub(crate) fn push_candle_at(&mut self, i: usize, candle: Candle) {
+        self.rows += 1;
+        self.batches[i].candles.push(candle);
     }
 
     /// Adds a decoded trade of `symbol` (counts one row).
@@ -96,6 +131,14 @@ impl Chunk {
     /// Takes the per-symbol batches, leaving the chunk empty of records.
     pub fn take_batches(&mut self) -> Vec<SymbolBatch> {
         self.index.clear();
+        for b in &self.batches {
+            let size = (b.trades.len(), b.candles.len());
+            if let Some(s) = self.sizes.get_mut(&b.symbol) {
+                *s = size;
+            } else if self.sizes.len() < 4096 {
+                self.sizes.insert(b.symbol.clone(), size);
+            }
+        }
         std::mem::take(&mut self.batches)
     }
 }

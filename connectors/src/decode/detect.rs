@@ -12,16 +12,43 @@ use super::text::{open_text, sniff, Magic};
 use super::{Chunk, DecodeOptions};
 use crate::{ConnectorError, Result};
 
-/// A splittable piece of one local file: a whole file, or some row groups of a
-/// Parquet file.
+/// A splittable piece of one local file: a whole file, or some row groups (or a
+/// range of rows) of a Parquet file.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Piece {
     /// The Parquet row groups to read (None: the whole file).
     pub row_groups: Option<Vec<usize>>,
+    /// Only the file rows `start..end` (global row numbers) of those row groups
+    /// (None: all their rows).
+    pub row_range: Option<(u64, u64)>,
     /// Number of rows, when known without reading.
     pub rows: Option<u64>,
     /// Least event time (ms), when known from statistics.
     pub min_ts: Option<i64>,
+    /// Event-time lower bounds of consecutive blocks of the piece's rows, when known
+    /// from statistics: `(rows from the piece's start to the block's end, least event
+    /// time of this block and every later one)`, ascending; the last block ends at
+    /// the piece's end. Empty when unknown.
+    pub blocks: Vec<(u64, i64)>,
+}
+
+impl Piece {
+    /// A lower bound on the event time of the rows after the first `done` rows of
+    /// the piece (`i64::MAX` when they are all read), when known from statistics.
+    ///
+    /// ```
+    /// use connectors::decode::Piece;
+    /// let p = Piece { blocks: vec![(10, 5), (20, 7)], ..Piece::default() };
+    /// assert_eq!((p.bound_after(0), p.bound_after(10), p.bound_after(20)), (Some(5), Some(7), Some(i64::MAX)));
+    /// assert_eq!(Piece::default().bound_after(0), None);
+    /// ```
+    pub fn bound_after(&self, done: u64) -> Option<i64> {
+        if self.blocks.is_empty() {
+            return self.min_ts;
+        }
+        let k = self.blocks.partition_point(|b| b.0 <= done);
+        Some(self.blocks.get(k).map_or(i64::MAX, |b| b.1))
+    }
 }
 
 /// A decoder over one piece of one input, yielding bounded chunks.
@@ -38,10 +65,10 @@ pub trait RecordReader: Send {
     }
 }
 
-/// Pieces of a local file: for Parquet one [`Piece`] per row group with its row count
-/// and least event time from the `ts_ms` column statistics (None if the statistics
-/// are missing); for every other format a single `Piece { row_groups: None, rows:
-/// None, min_ts: None }`.
+/// Pieces of a local file: for Parquet [`Piece`]s of at most 262,144 rows (row ranges
+/// of one row group each) with their row counts and event-time lower bounds from the
+/// `ts_ms` column statistics (None if the statistics are missing); for every other
+/// format a single `Piece::default()` (the whole file).
 pub fn plan_file(path: &Path, display: &str, opts: &DecodeOptions) -> Result<Vec<Piece>> {
     match sniff(path, display)? {
         Magic::Parquet => parquet_plan::plan(path, display, opts),
@@ -66,7 +93,7 @@ pub fn open(
     if magic == Magic::Parquet {
         return Ok(Box::new(ParquetReader::new(path, display, piece, opts)?));
     }
-    if piece.row_groups.is_some() {
+    if piece.row_groups.is_some() || piece.row_range.is_some() {
         return Err(ConnectorError::format(
             display,
             "row groups were asked of a file that is not Parquet",

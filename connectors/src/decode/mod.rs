@@ -84,4 +84,6 @@ mod tests_json;
 #[cfg(test)]
 mod tests_parquet;
 #[cfg(test)]
+mod tests_pieces;
+#[cfg(test)]
 mod tests_util;

@@ -1,12 +1,19 @@
-//! Planning Parquet files: one piece per row group, with row counts and the least
-//! event time from the `ts_ms` column statistics; shared opening helpers.
+//! Planning Parquet files: pieces of at most [`PIECE_ROWS`] rows (row ranges inside
+//! row groups), each with lower bounds on event time per block of rows from the
+//! `ts_ms` column statistics (page index when present, else row group); shared opening
+//! helpers.
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
-use arrow_schema::{DataType, Schema, TimeUnit};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow_schema::{DataType, Field, FieldRef, Schema, TimeUnit};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::errors::ParquetError;
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 
 use super::fields::normalise_ts;
@@ -21,11 +28,17 @@ pub(crate) fn pq_err(display: &str, e: ParquetError) -> ConnectorError {
     }
 }
 
-/// Opens the Parquet metadata of `path` (refusing `format = binance`).
+/// Rows per piece at most: a larger file (or row group) is split into row ranges so
+/// that one big file is spread over every worker.
+pub const PIECE_ROWS: u64 = 262_144;
+
+/// Opens the Parquet metadata of `path` (refusing `format = binance`), with the page
+/// index when `page_index` and the file has one.
 pub(crate) fn open_builder(
     path: &Path,
     display: &str,
     opts: &DecodeOptions,
+    page_index: bool,
 ) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     if opts.format == FormatHint::Binance {
         return Err(ConnectorError::format(
@@ -34,7 +47,41 @@ pub(crate) fn open_builder(
         ));
     }
     let file = File::open(path).map_err(|e| ConnectorError::io(display, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| pq_err(display, e))
+    let policy = if page_index {
+        PageIndexPolicy::Optional
+    } else {
+        PageIndexPolicy::Skip
+    };
+    let options = ArrowReaderOptions::new().with_page_index_policy(policy);
+    ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+        .map_err(|e| pq_err(display, e))
+}
+
+/// The same reader with the top-level string field `field` read as a dictionary, so
+/// that its distinct values (symbols) can be looked up once per batch. Falls back to
+/// the file's own types when the reader cannot do that.
+pub(crate) fn dictionary_field(
+    builder: ParquetRecordBatchReaderBuilder<File>,
+    path: &Path,
+    display: &str,
+    field: usize,
+) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let schema = builder.schema().clone();
+    let mut fields: Vec<FieldRef> = schema.fields().iter().cloned().collect();
+    let Some(f) = fields.get(field).cloned() else {
+        return Ok(builder);
+    };
+    let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    fields[field] =
+        Arc::new(Field::new(f.name(), dict, f.is_nullable()).with_metadata(f.metadata().clone()));
+    let wanted = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    let meta = builder.metadata().clone();
+    let Ok(md) = ArrowReaderMetadata::try_new(meta, ArrowReaderOptions::new().with_schema(wanted))
+    else {
+        return Ok(builder);
+    };
+    let file = File::open(path).map_err(|e| ConnectorError::io(display, e))?;
+    Ok(ParquetRecordBatchReaderBuilder::new_with_metadata(file, md))
 }
 
 /// Index of the top-level field named `name` (case-insensitively).
@@ -45,9 +92,10 @@ pub(crate) fn field_index(schema: &Schema, names: &[&str]) -> Option<usize> {
         .position(|f| names.iter().any(|n| f.name().eq_ignore_ascii_case(n)))
 }
 
-/// One piece per row group, with its row count and least `ts_ms` from the statistics.
+/// Pieces of at most [`PIECE_ROWS`] rows, none spanning two row groups, in file
+/// order; each with its row count and event-time lower bounds from the statistics.
 pub(crate) fn plan(path: &Path, display: &str, opts: &DecodeOptions) -> Result<Vec<Piece>> {
-    let builder = open_builder(path, display, opts)?;
+    let builder = open_builder(path, display, opts, true)?;
     let meta = builder.metadata();
     let ts_type = field_index(builder.schema(), &["ts_ms"])
         .map(|i| builder.schema().field(i).data_type().clone());
@@ -57,20 +105,93 @@ pub(crate) fn plan(path: &Path, display: &str, opts: &DecodeOptions) -> Result<V
         .columns()
         .iter()
         .position(|c| c.path().parts().len() == 1 && c.name().eq_ignore_ascii_case("ts_ms"));
-    let pieces = meta
-        .row_groups()
-        .iter()
-        .enumerate()
-        .map(|(i, rg)| Piece {
-            row_groups: Some(vec![i]),
-            rows: Some(u64::try_from(rg.num_rows()).unwrap_or(0)),
-            min_ts: match (leaf, &ts_type) {
-                (Some(j), Some(t)) if j < rg.num_columns() => min_ts(rg.column(j).statistics(), t),
-                _ => None,
-            },
-        })
-        .collect();
+    let mut pieces = Vec::new();
+    let mut first = 0u64;
+    for (i, rg) in meta.row_groups().iter().enumerate() {
+        let n = u64::try_from(rg.num_rows()).unwrap_or(0);
+        let (rg_min, pages) = match (leaf, &ts_type) {
+            (Some(j), Some(t)) if j < rg.num_columns() => {
+                let pages = meta.page_index_for_row_group(i);
+                let pages = match (pages.column_index(j), pages.offset_index(j)) {
+                    (Some(ci), Some(oi)) => oi
+                        .page_locations()
+                        .iter()
+                        .enumerate()
+                        .map(|(k, loc)| {
+                            let first = u64::try_from(loc.first_row_index).unwrap_or(0);
+                            (first, page_min(ci, k).map(|v| to_ms(v, t)))
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (min_ts(rg.column(j).statistics(), t), pages)
+            }
+            _ => (None, Vec::new()),
+        };
+        pieces.extend(split_group(i, first, n, rg_min, &pages));
+        first += n;
+    }
     Ok(pieces)
+}
+
+/// Splits row group `group` (file rows `first..first + rows`) into pieces of at most
+/// [`PIECE_ROWS`] rows. `pages` are `(first row in the group, least event time)` of
+/// the `ts_ms` pages in order (empty when there is no page index); a page without a
+/// bound takes the group's bound `group_min`. Without any bound, pieces have none.
+pub(crate) fn split_group(
+    group: usize,
+    first: u64,
+    rows: u64,
+    group_min: Option<i64>,
+    pages: &[(u64, Option<i64>)],
+) -> Vec<Piece> {
+    let parts = rows.div_ceil(PIECE_ROWS).max(1);
+    (0..parts)
+        .map(|p| {
+            let (a, b) = (rows * p / parts, rows * (p + 1) / parts);
+            let mut blocks: Vec<(u64, i64)> = Vec::new();
+            let mut known = !pages.is_empty();
+            for (k, &(start, min)) in pages.iter().enumerate() {
+                let end = pages.get(k + 1).map_or(rows, |n| n.0);
+                if end <= a || start >= b {
+                    continue;
+                }
+                match min.or(group_min) {
+                    Some(m) => blocks.push((end.min(b) - a, m)),
+                    None => known = false,
+                }
+            }
+            if !known || blocks.is_empty() {
+                blocks.clear();
+                if let Some(m) = group_min {
+                    blocks.push((b - a, m));
+                }
+            }
+            // Suffix minima: the bound of a block covers every later block too.
+            for k in (0..blocks.len().saturating_sub(1)).rev() {
+                blocks[k].1 = blocks[k].1.min(blocks[k + 1].1);
+            }
+            Piece {
+                row_groups: Some(vec![group]),
+                row_range: Some((first + a, first + b)),
+                rows: Some(b - a),
+                min_ts: blocks.first().map(|b| b.1),
+                blocks,
+            }
+        })
+        .collect()
+}
+
+/// The least value of page `k` in a column index of integers.
+fn page_min(ci: &ColumnIndexMetaData, k: usize) -> Option<i64> {
+    if ci.is_null_page(k) {
+        return None;
+    }
+    match ci {
+        ColumnIndexMetaData::INT64(c) => c.min_value(k).copied(),
+        ColumnIndexMetaData::INT32(c) => c.min_value(k).map(|v| i64::from(*v)),
+        _ => None,
+    }
 }
 
 /// The least event time (ms) in column statistics of type `dt`.
@@ -80,11 +201,16 @@ fn min_ts(stats: Option<&Statistics>, dt: &DataType) -> Option<i64> {
         Statistics::Int32(s) => i64::from(*s.min_opt()?),
         _ => return None,
     };
-    Some(match dt {
+    Some(to_ms(v, dt))
+}
+
+/// A raw `ts_ms` value of type `dt` in milliseconds.
+fn to_ms(v: i64, dt: &DataType) -> i64 {
+    match dt {
         DataType::Timestamp(TimeUnit::Second, _) => v.saturating_mul(1000),
         DataType::Timestamp(TimeUnit::Millisecond, _) => v,
         DataType::Timestamp(TimeUnit::Microsecond, _) => v.div_euclid(1000),
         DataType::Timestamp(TimeUnit::Nanosecond, _) => v.div_euclid(1_000_000),
         _ => normalise_ts(v),
-    })
+    }
 }

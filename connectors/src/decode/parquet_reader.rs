@@ -5,9 +5,11 @@ use std::fs::File;
 use std::path::Path;
 
 use arrow_array::RecordBatch;
-use arrow_schema::Schema;
+use arrow_schema::{DataType, Schema};
 use operators::RejectReason;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
 
@@ -16,7 +18,7 @@ use super::arrow_cols::{
 };
 use super::fields::reject;
 use super::infer::settle_first;
-use super::parquet_plan::{field_index, open_builder, pq_err};
+use super::parquet_plan::{dictionary_field, field_index, open_builder, pq_err};
 use super::parquet_rows::{candle_row, f64_opt, int_opt, row_json, trade_row, Bufs};
 use super::{seq, Chunk, DecodeOptions, Kind, Piece, RecordReader};
 use crate::{ConnectorError, Result};
@@ -89,7 +91,7 @@ impl ParquetReader {
         piece: &Piece,
         opts: &DecodeOptions,
     ) -> Result<ParquetReader> {
-        let builder = open_builder(path, display, opts)?;
+        let builder = open_builder(path, display, opts, piece.row_range.is_some())?;
         let spec = if opts.kind == Kind::Trades {
             &TRADES
         } else {
@@ -115,6 +117,10 @@ impl ParquetReader {
             );
             return Err(ConnectorError::format(display, reason));
         }
+        let builder = match schema.field(req_idx[1]).data_type() {
+            DataType::Utf8 => dictionary_field(builder, path, display, req_idx[1])?,
+            _ => builder,
+        };
         let opt_idx: Vec<Option<usize>> = spec
             .optional
             .iter()
@@ -140,7 +146,9 @@ impl ParquetReader {
             starts.push(acc);
             acc += u64::try_from(rg.num_rows()).unwrap_or(0);
         }
+        let (lo, hi) = piece.row_range.unwrap_or((0, u64::MAX));
         let mut groups = Vec::new();
+        let mut selectors = Vec::new();
         let mut bytes_total = 0u64;
         for &g in &selected {
             let Some(rg) = meta.row_groups().get(g) else {
@@ -150,11 +158,33 @@ impl ParquetReader {
                 );
                 return Err(ConnectorError::format(display, reason));
             };
-            groups.push((starts[g], u64::try_from(rg.num_rows()).unwrap_or(0)));
-            bytes_total += u64::try_from(rg.compressed_size()).unwrap_or(0);
+            let n = u64::try_from(rg.num_rows()).unwrap_or(0);
+            let (start, end) = (starts[g], starts[g] + n);
+            let (a, b) = (
+                lo.clamp(start, end),
+                hi.clamp(start, end).max(lo.clamp(start, end)),
+            );
+            for (rows, skip) in [(a - start, true), (b - a, false), (end - b, true)] {
+                if rows > 0 {
+                    let rows = usize::try_from(rows).unwrap_or(usize::MAX);
+                    selectors.push(if skip {
+                        RowSelector::skip(rows)
+                    } else {
+                        RowSelector::select(rows)
+                    });
+                }
+            }
+            if b > a {
+                groups.push((a, b - a));
+            }
+            let size = u64::try_from(rg.compressed_size()).unwrap_or(0);
+            bytes_total += (size * (b - a)).checked_div(n).unwrap_or(0);
         }
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
-        let builder = builder.with_projection(mask).with_row_groups(selected);
+        let mut builder = builder.with_projection(mask).with_row_groups(selected);
+        if piece.row_range.is_some() {
+            builder = builder.with_row_selection(RowSelection::from(selectors));
+        }
         Ok(ParquetReader {
             builder: Some(builder),
             reader: None,
@@ -273,24 +303,40 @@ impl ParquetReader {
         let mut first = Chunk::default();
         let infer = std::mem::take(&mut self.infer_pending);
         let out = if infer { &mut first } else { &mut *chunk };
+        // A dictionary-encoded symbol column is looked up once per distinct value.
+        let dict = symbols.dict_keys();
+        let mut slots: Vec<Option<usize>> = vec![None; dict.map_or(0, |d| d.1)];
         for i in 0..batch.num_rows() {
             let row = self.next_row();
             let seq = seq(self.file_index, row);
             let b = &self.bufs;
-            let sym = match symbols.get(i) {
-                Some(s) if !s.is_empty() && self.prefix.is_empty() => Ok(s),
-                Some(s) if !s.is_empty() => {
-                    self.sym.clear();
-                    self.sym.push_str(&self.prefix);
-                    self.sym.push_str(s);
-                    Ok(self.sym.as_str())
+            let cached = dict
+                .and_then(|(keys, _)| keys.get(i).copied().flatten())
+                .and_then(|k| slots.get(k).copied().flatten());
+            let slot = match cached {
+                Some(slot) => Ok(slot),
+                None => match symbols.get(i) {
+                    Some(s) if !s.is_empty() && self.prefix.is_empty() => Ok(s),
+                    Some(s) if !s.is_empty() => {
+                        self.sym.clear();
+                        self.sym.push_str(&self.prefix);
+                        self.sym.push_str(s);
+                        Ok(self.sym.as_str())
+                    }
+                    _ => Err((
+                        RejectReason::ParseError,
+                        "symbol is null or empty".to_string(),
+                    )),
                 }
-                _ => Err((
-                    RejectReason::ParseError,
-                    "symbol is null or empty".to_string(),
-                )),
+                .map(|sym| {
+                    let slot = out.batch_index(sym);
+                    if let Some(k) = dict.and_then(|(keys, _)| keys.get(i).copied().flatten()) {
+                        slots[k] = Some(slot);
+                    }
+                    slot
+                }),
             };
-            let result = sym.and_then(|sym| match self.kind {
+            let result = slot.and_then(|slot| match self.kind {
                 Kind::Trades => {
                     let exch = exchange
                         .as_ref()
@@ -298,12 +344,12 @@ impl ParquetReader {
                         .filter(|e| !e.is_empty());
                     trade_row(b, i, exch).map(|mut t| {
                         t.seq = seq;
-                        out.push_trade(sym, t);
+                        out.push_trade_at(slot, t);
                     })
                 }
                 Kind::Candles => candle_row(b, i, self.resolution).map(|mut c| {
                     c.seq = seq;
-                    out.push_candle(sym, c);
+                    out.push_candle_at(slot, c);
                 }),
             });
             if let Err((reason, detail)) = result {

@@ -86,15 +86,17 @@ fn decode_parquet_plan_row_groups_and_min_ts() {
     ten_trades(&path);
     let pieces = plan_file(&path, "t.parquet", &opts(Kind::Trades, AUTO, "", 0)).expect("plan");
     let want: Vec<Piece> = [
-        (0, 4, T0),
-        (1, 4, T0 + 100_000),
-        (2, 2, T0 + 200_000 + 2000),
+        (0, 0, 4, T0),
+        (1, 4, 4, T0 + 100_000),
+        (2, 8, 2, T0 + 200_000 + 2000),
     ]
     .into_iter()
-    .map(|(g, rows, min)| Piece {
+    .map(|(g, first, rows, min)| Piece {
         row_groups: Some(vec![g]),
+        row_range: Some((first, first + rows)),
         rows: Some(rows),
         min_ts: Some(min),
+        blocks: vec![(rows, min)],
     })
     .collect();
     assert_eq!(pieces, want);

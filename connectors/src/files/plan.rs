@@ -1,4 +1,4 @@
-//! Splitting inputs into units of work (whole files, or Parquet row groups) and
+//! Splitting inputs into units of work (whole files, or Parquet row ranges) and
 //! assigning them to workers.
 
 use std::path::Path;
@@ -21,8 +21,8 @@ fn is_local(url: &str) -> bool {
     !url.contains("://") || url.starts_with("file://")
 }
 
-/// Splits `inputs` into units: local files into their pieces (one per Parquet row
-/// group), remote files whole (they are downloaded by the worker that reads them).
+/// Splits `inputs` into units: local files into their pieces (Parquet row ranges of
+/// at most 262,144 rows), remote files whole (they are downloaded by the worker that reads them).
 /// Every worker computes the same list, so unit `u` is read by worker `u % peers`.
 pub fn plan_units(inputs: &[String], options: &DecodeOptions) -> Result<Vec<Unit>> {
     let mut units = Vec::new();
@@ -33,11 +33,7 @@ pub fn plan_units(inputs: &[String], options: &DecodeOptions) -> Result<Vec<Unit
             let path = url.strip_prefix("file://").unwrap_or(url);
             plan_file(Path::new(path), url, &opts)?
         } else {
-            vec![Piece {
-                row_groups: None,
-                rows: None,
-                min_ts: None,
-            }]
+            vec![Piece::default()]
         };
         units.extend(pieces.into_iter().map(|piece| Unit {
             file_index: i as u32,

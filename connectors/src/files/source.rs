@@ -2,19 +2,27 @@
 //! per-symbol batches at event time, never behind its own capability.
 //!
 //! A first pass over each unit without Parquet statistics records the least event
-//! time of every chunk. While reading, the capability is held at the least event time
-//! of everything this worker has still to emit, so downstream windows close as soon as
-//! no input can fall into them, files may be out of order with each other, rows may be
-//! out of order within a file, and no event is ever late in a backfill.
+//! time of every chunk (Parquet pieces have per-block bounds from their statistics).
+//! While reading, the capability is held at the least event time of everything this
+//! worker has still to emit, so downstream windows close as soon as no input can fall
+//! into them, files may be out of order with each other, rows may be out of order
+//! within a file, and no event is ever late in a backfill.
+//!
+//! Back-pressure: given a probe downstream (after the bars), the source reads at most
+//! [`MAX_AHEAD_CHUNKS`] chunks past the probe's frontier, so memory does not grow with
+//! the input. It waits by re-activating itself, never by holding a lower capability.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use operators::{Reject, SymbolBatch};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::decode::{open, Chunk, DecodeOptions, RecordReader};
@@ -55,10 +63,16 @@ pub struct SourceProgress {
     pub workers_scanned: AtomicU64,
 }
 
+/// Chunks a source may read past what the downstream probe has seen complete.
+pub const MAX_AHEAD_CHUNKS: usize = 8;
+
+/// How long a source held back by back-pressure waits before looking again.
+const BACKPRESSURE_RETRY: Duration = Duration::from_millis(1);
+
 /// Lower bounds on event time, per chunk of a unit.
 enum Bounds {
-    /// One bound for the whole unit (Parquet statistics).
-    Whole(i64),
+    /// From the piece's statistics ([`crate::decode::Piece::bound_after`]).
+    Stats,
     /// One bound per chunk, from the first pass.
     PerChunk(Vec<i64>),
 }
@@ -72,6 +86,8 @@ enum Phase {
     Read {
         unit: usize,
         chunk: usize,
+        /// Rows of the unit read so far.
+        rows: u64,
         reader: Option<Box<dyn RecordReader>>,
     },
     Done,
@@ -81,11 +97,16 @@ enum Phase {
 pub trait FileSource<'scope> {
     /// Reads the units assigned to this worker. Returns trades/candles grouped by
     /// symbol, rejected records, and one [`RunEvent::Source`] summary per worker.
+    ///
+    /// With `backpressure`, a probe on the stream that consumes the batches (for
+    /// example the bars), the source stops reading while the probe's frontier is
+    /// behind the time of the chunk it emitted [`MAX_AHEAD_CHUNKS`] chunks ago.
     fn file_source(
         self,
         config: FileSourceConfig,
         progress: Arc<SourceProgress>,
         errors: ErrorSlot,
+        backpressure: Option<ProbeHandle<i64>>,
     ) -> (
         StreamVec<'scope, i64, SymbolBatch>,
         StreamVec<'scope, i64, Reject>,
@@ -99,6 +120,7 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
         config: FileSourceConfig,
         progress: Arc<SourceProgress>,
         errors: ErrorSlot,
+        backpressure: Option<ProbeHandle<i64>>,
     ) -> (
         StreamVec<'scope, i64, SymbolBatch>,
         StreamVec<'scope, i64, Reject>,
@@ -137,6 +159,8 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
             };
             let mut summary = RunEvent::source(index);
             let mut chunk = Chunk::default();
+            // Capability times of the last `MAX_AHEAD_CHUNKS` chunks emitted.
+            let mut emitted: VecDeque<i64> = VecDeque::with_capacity(MAX_AHEAD_CHUNKS + 1);
             activator.activate();
 
             move |_frontiers| {
@@ -158,6 +182,7 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                     let path = paths[u].as_ref().expect("fetched");
                     open(path, &mine[u].url, &mine[u].piece, &opts_for(&mine[u]))
                 };
+                let mut waiting = false;
                 let result: crate::Result<()> = (|| {
                     match &mut phase {
                         Phase::Scan { unit, reader, mins } => {
@@ -166,7 +191,9 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                                 after = vec![i64::MAX; mine.len() + 1];
                                 for u in (0..mine.len()).rev() {
                                     let m = match &bounds[u] {
-                                        Bounds::Whole(m) => *m,
+                                        Bounds::Stats => {
+                                            mine[u].piece.bound_after(0).unwrap_or(i64::MIN)
+                                        }
                                         Bounds::PerChunk(v) => {
                                             v.iter().copied().min().unwrap_or(i64::MAX)
                                         }
@@ -190,13 +217,14 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                                 phase = Phase::Read {
                                     unit: 0,
                                     chunk: 0,
+                                    rows: 0,
                                     reader: None,
                                 };
                                 return Ok(());
                             }
                             let u = &mine[*unit];
-                            if let (Some(m), None) = (u.piece.min_ts, reader.as_ref()) {
-                                bounds.push(Bounds::Whole(m));
+                            if let (Some(_), None) = (u.piece.min_ts, reader.as_ref()) {
+                                bounds.push(Bounds::Stats);
                                 progress
                                     .rows_total
                                     .fetch_add(u.piece.rows.unwrap_or(0), Ordering::Relaxed);
@@ -224,8 +252,15 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                         Phase::Read {
                             unit,
                             chunk: k,
+                            rows,
                             reader,
                         } => {
+                            if let (Some(probe), Some(&oldest)) = (&backpressure, emitted.front()) {
+                                if emitted.len() >= MAX_AHEAD_CHUNKS && probe.less_than(&oldest) {
+                                    waiting = true;
+                                    return Ok(());
+                                }
+                            }
                             if *unit >= mine.len() {
                                 let cap = &cap_vec[2];
                                 events_out.activate().session(cap).give(summary.clone());
@@ -261,11 +296,18 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                                     .session(&cap_vec[1])
                                     .give_iterator(chunk.rejects.drain(..));
                             }
+                            emitted.push_back(*cap_vec[0].time());
+                            if emitted.len() > MAX_AHEAD_CHUNKS {
+                                emitted.pop_front();
+                            }
+                            *rows += chunk.rows;
                             chunk.rows = 0;
                             *k += 1;
                             let next = if more {
                                 match &bounds[*unit] {
-                                    Bounds::Whole(m) => *m,
+                                    Bounds::Stats => {
+                                        mine[*unit].piece.bound_after(*rows).unwrap_or(i64::MIN)
+                                    }
                                     Bounds::PerChunk(v) => v.get(*k).copied().unwrap_or(i64::MAX),
                                 }
                                 .min(after[*unit + 1])
@@ -284,6 +326,7 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                                 }
                                 *unit += 1;
                                 *k = 0;
+                                *rows = 0;
                                 after[*unit]
                             };
                             if next != i64::MAX {
@@ -304,6 +347,8 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                 }
                 if matches!(phase, Phase::Done) {
                     caps = None;
+                } else if waiting {
+                    activator.activate_after(BACKPRESSURE_RETRY);
                 } else {
                     activator.activate();
                 }

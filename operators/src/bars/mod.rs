@@ -8,6 +8,7 @@
 //! finished bar up into every coarser resolution. Only windows with a trade are emitted.
 
 mod acc;
+mod dedup;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -125,7 +126,7 @@ impl<'scope> Bars<'scope> for Stream<'scope, i64, Vec<SymbolBatch>> {
                             Some(s) => s,
                             None => symbols.entry(batch.symbol.clone()).or_default(),
                         };
-                        state.push_trades(&plan, &batch.trades);
+                        state.push_trades(&batch.trades);
                         state.push_candles(&plan, &batch.candles);
                     }
                 });

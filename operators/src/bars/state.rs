@@ -1,21 +1,23 @@
-//! Per-symbol state of the bars operator: open windows and the dedup horizon.
+//! Per-symbol state of the bars operator: buffered trades, open windows and the
+//! dedup horizon.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::bars::acc::{Bar, BarAcc};
+use crate::bars::dedup::Dedup;
 use crate::{Candle, Reject, RejectReason, Trade, NO_TRADE_ID};
 
 /// Open windows and dedup memory of one symbol.
 #[derive(Default)]
 pub(crate) struct SymbolState {
-    /// Trades of not-yet-final windows of the finest resolution, by window start.
-    raw: BTreeMap<i64, Vec<Trade>>,
+    /// Trades of not-yet-final windows of the finest resolution, in arrival order.
+    pending: Vec<Trade>,
+    /// Scratch: the trades being finalized.
+    ready: Vec<Trade>,
     /// Partial bars of coarser (and candle) resolutions: `(resolution_ms, start) -> acc`.
     accs: BTreeMap<i64, BTreeMap<i64, BarAcc>>,
-    /// Trade ids seen: `(exchange, trade_id) -> ts_ms` of the kept trade.
-    seen: HashMap<(u64, i64), i64>,
-    /// Expiry index of `seen`: `ts_ms -> keys`.
-    seen_by_ts: BTreeMap<i64, Vec<(u64, i64)>>,
+    /// Trade ids kept within the dedup horizon.
+    seen: Dedup,
 }
 
 /// What the operator needs to know about resolutions.
@@ -30,21 +32,8 @@ pub(crate) struct Plan {
 
 impl SymbolState {
     /// Buffers trades; they are aggregated when their window is final.
-    pub fn push_trades(&mut self, plan: &Plan, trades: &[Trade]) {
-        let window = |t: &Trade| t.ts_ms.div_euclid(plan.finest) * plan.finest;
-        let mut i = 0;
-        while i < trades.len() {
-            let start = window(&trades[i]);
-            let run = trades[i..]
-                .iter()
-                .take_while(|t| window(t) == start)
-                .count();
-            self.raw
-                .entry(start)
-                .or_default()
-                .extend_from_slice(&trades[i..i + run]);
-            i += run;
-        }
+    pub fn push_trades(&mut self, trades: &[Trade]) {
+        self.pending.extend_from_slice(trades);
     }
 
     /// Adds candles at their own resolution and every configured multiple of it.
@@ -73,15 +62,69 @@ impl SymbolState {
         bars: &mut Vec<Bar>,
         rejects: &mut Vec<Reject>,
     ) {
-        while let Some(entry) = self.raw.first_entry() {
-            if entry.key().saturating_add(plan.finest) > frontier {
-                break;
+        // A trade is final when its finest window ends at or before the frontier,
+        // that is when it is before the last window boundary at or before it.
+        let cut = if frontier == i64::MAX {
+            i64::MAX
+        } else {
+            frontier.div_euclid(plan.finest) * plan.finest
+        };
+        let is_final = |t: &Trade| frontier == i64::MAX || t.ts_ms < cut;
+        if !self.pending.is_empty() {
+            let ready = &mut self.ready;
+            if self.pending.iter().all(is_final) {
+                std::mem::swap(ready, &mut self.pending);
+            } else {
+                self.pending.retain(|t| {
+                    let keep = !is_final(t);
+                    if !keep {
+                        ready.push(*t);
+                    }
+                    keep
+                });
             }
-            let (start, mut trades) = entry.remove_entry();
-            trades.sort_unstable_by_key(Trade::order_key);
+        }
+        if !self.ready.is_empty() {
+            // Stable, so equal keys keep their arrival order (SPEC section 5).
+            self.ready.sort_by_key(Trade::order_key);
+            let mut ready = std::mem::take(&mut self.ready);
+            self.aggregate(symbol, plan, &ready, bars, rejects);
+            ready.clear();
+            self.ready = ready;
+        }
+        for (&r, windows) in self.accs.iter_mut() {
+            while let Some(entry) = windows.first_entry() {
+                if entry.key().saturating_add(r) > frontier {
+                    break;
+                }
+                let (start, acc) = entry.remove_entry();
+                bars.push(acc.finish(symbol, r, start));
+            }
+        }
+        self.seen
+            .expire(frontier.saturating_sub(plan.dedup_horizon_ms));
+    }
+
+    /// Aggregates final trades sorted by their order key into finest bars (and rolls
+    /// those up into the coarser resolutions), rejecting duplicate trade ids.
+    fn aggregate(
+        &mut self,
+        symbol: &str,
+        plan: &Plan,
+        trades: &[Trade],
+        bars: &mut Vec<Bar>,
+        rejects: &mut Vec<Reject>,
+    ) {
+        let window = |t: &Trade| t.ts_ms.div_euclid(plan.finest) * plan.finest;
+        let mut i = 0;
+        while i < trades.len() {
+            let start = window(&trades[i]);
+            let end = start.saturating_add(plan.finest);
             let mut acc: Option<BarAcc> = None;
-            for t in &trades {
-                if t.trade_id != NO_TRADE_ID && !self.remember(t) {
+            while i < trades.len() && trades[i].ts_ms < end {
+                let t = &trades[i];
+                i += 1;
+                if t.trade_id != NO_TRADE_ID && !self.seen.insert(t.exchange, t.trade_id, t.ts_ms) {
                     rejects.push(duplicate(symbol, t));
                     continue;
                 }
@@ -101,51 +144,16 @@ impl SymbolState {
                 }
             }
         }
-        for (&r, windows) in self.accs.iter_mut() {
-            while let Some(entry) = windows.first_entry() {
-                if entry.key().saturating_add(r) > frontier {
-                    break;
-                }
-                let (start, acc) = entry.remove_entry();
-                bars.push(acc.finish(symbol, r, start));
-            }
-        }
-        self.expire(frontier.saturating_sub(plan.dedup_horizon_ms));
     }
 
     /// True when nothing is pending (dedup memory aside).
     pub fn is_idle(&self) -> bool {
-        self.raw.is_empty() && self.accs.values().all(BTreeMap::is_empty)
+        self.pending.is_empty() && self.accs.values().all(BTreeMap::is_empty)
     }
 
     /// Approximate number of records held.
     pub fn size(&self) -> usize {
-        self.raw.values().map(Vec::len).sum::<usize>()
-            + self.accs.values().map(BTreeMap::len).sum::<usize>()
-            + self.seen.len()
-    }
-
-    /// Records `t`'s id; false when it was already seen.
-    fn remember(&mut self, t: &Trade) -> bool {
-        let key = (t.exchange, t.trade_id);
-        if self.seen.contains_key(&key) {
-            return false;
-        }
-        self.seen.insert(key, t.ts_ms);
-        self.seen_by_ts.entry(t.ts_ms).or_default().push(key);
-        true
-    }
-
-    /// Forgets ids of trades older than `before`.
-    fn expire(&mut self, before: i64) {
-        while let Some(entry) = self.seen_by_ts.first_entry() {
-            if *entry.key() >= before {
-                break;
-            }
-            for key in entry.remove() {
-                self.seen.remove(&key);
-            }
-        }
+        self.pending.len() + self.accs.values().map(BTreeMap::len).sum::<usize>() + self.seen.len()
     }
 }
 
