@@ -197,11 +197,17 @@ fn listen(address: &str, index: usize) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
-fn resolve(address: &str) -> std::io::Result<SocketAddr> {
-    address
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(ErrorKind::NotFound, "the name resolves to no address"))
+/// One connection attempt to each address `address` resolves to, in turn.
+fn try_connect(address: &str, deadline: Instant) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::new(ErrorKind::NotFound, "the name resolves to no address");
+    for addr in address.to_socket_addrs()?.collect::<Vec<SocketAddr>>() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match TcpStream::connect_timeout(&addr, left.clamp(Duration::from_millis(10), RETRY * 10)) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Connects to lower-indexed `peer`, retrying until `deadline`, then greets it.
@@ -214,11 +220,7 @@ fn connect_to(
 ) -> anyhow::Result<TcpStream> {
     let who = format!("process {peer} ({address})");
     let mut stream = loop {
-        let attempt = resolve(address).and_then(|addr| {
-            let left = deadline.saturating_duration_since(Instant::now());
-            TcpStream::connect_timeout(&addr, left.clamp(Duration::from_millis(10), RETRY * 10))
-        });
-        match attempt {
+        match try_connect(address, deadline) {
             Ok(s) => break s,
             Err(e) if Instant::now() + RETRY >= deadline => anyhow::bail!(
                 "cannot reach {who} within {:.1}s ({TIMEOUT_VAR}): {e}",

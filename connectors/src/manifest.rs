@@ -296,8 +296,11 @@ impl<'scope> ReportStatus<'scope> for StreamVec<'scope, i64, RunEvent> {
 /// Extension trait: collect run events on worker 0 and write the manifest last.
 pub trait WriteManifest<'scope> {
     /// When every event is in (the input is complete), worker 0 writes a `succeeded`
-    /// manifest unless an error was recorded, and leaves it in `done`. The returned
-    /// stream carries no data; its frontier empties once the manifest is durable.
+    /// manifest unless an error was recorded, and leaves it in `done`. The events must
+    /// hold every worker's [`WorkerStatus`] (apply [`ReportStatus::report_status`]
+    /// first): a status with an error, or a missing one, records an error instead of
+    /// success. The returned stream carries no data; its frontier empties once the
+    /// manifest is durable.
     fn write_manifest(
         self,
         output: Location,
