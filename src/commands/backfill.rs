@@ -21,7 +21,7 @@ use crate::UsageError;
 
 /// Rows per source chunk: large enough to amortise per-chunk work, small enough to
 /// keep memory flat.
-const CHUNK_ROWS: usize = 65_536;
+const CHUNK_ROWS: usize = 32_768;
 
 fn usage_if_input(e: ConnectorError) -> anyhow::Error {
     match e {
