@@ -21,7 +21,7 @@ use crate::UsageError;
 
 /// Rows per source chunk: large enough to amortise per-chunk work, small enough to
 /// keep memory flat.
-const CHUNK_ROWS: usize = 65_536;
+const CHUNK_ROWS: usize = 32_768;
 
 /// With several processes, how long a process that met a fatal error waits for the
 /// run to wind down (every worker then reports the error to the manifest writer)
