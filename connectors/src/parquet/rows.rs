@@ -62,6 +62,19 @@ pub(crate) fn f64_array(values: impl Iterator<Item = Option<f64>>) -> ArrayRef {
     Arc::new(b.finish())
 }
 
+/// The `resolution` column: one label per row, formatted once per run of equal values.
+pub(crate) fn labels(res: impl Iterator<Item = i64>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    let mut last: Option<(i64, Resolution)> = None;
+    for ms in res {
+        if last.as_ref().is_none_or(|(m, _)| *m != ms) {
+            last = Some((ms, Resolution::from_ms(ms)));
+        }
+        b.append_value(last.as_ref().map_or("", |(_, r)| r.label()));
+    }
+    Arc::new(b.finish())
+}
+
 pub(crate) fn str_array<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
     let mut b = StringBuilder::new();
     values.for_each(|v| b.append_value(v));
@@ -111,13 +124,9 @@ impl FeatureRow for Bar {
     }
 
     fn to_batch(rows: &[Self]) -> std::result::Result<RecordBatch, ArrowError> {
-        let labels: Vec<String> = rows
-            .iter()
-            .map(|r| Resolution::from_ms(r.resolution_ms).label().to_string())
-            .collect();
         let columns: Vec<ArrayRef> = vec![
             str_array(rows.iter().map(|r| r.symbol.as_str())),
-            str_array(labels.iter().map(String::as_str)),
+            labels(rows.iter().map(|r| r.resolution_ms)),
             ts_array(rows.iter().map(|r| r.window_start)),
             ts_array(rows.iter().map(|r| r.window_end)),
             f64_array(rows.iter().map(|r| Some(r.open))),

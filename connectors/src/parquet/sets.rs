@@ -7,18 +7,14 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use operators::comoments::{BetaRow, CorrRow};
 use operators::indicators::{AlertRow, IndicatorRow};
-use operators::Resolution;
 
-use crate::parquet::rows::{f64_array, f64_fields, i64_array, str_array, ts_array, ts_field};
+use crate::parquet::rows::{
+    f64_array, f64_fields, i64_array, labels, str_array, ts_array, ts_field,
+};
 use crate::parquet::FeatureRow;
 
 fn utf8(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
-}
-
-fn labels(res: impl Iterator<Item = i64>) -> Vec<String> {
-    res.map(|r| Resolution::from_ms(r).label().to_string())
-        .collect()
 }
 
 impl FeatureRow for IndicatorRow {
@@ -61,7 +57,7 @@ impl FeatureRow for IndicatorRow {
         let f = |get: fn(&IndicatorRow) -> Option<f64>| f64_array(rows.iter().map(get));
         let columns: Vec<ArrayRef> = vec![
             str_array(rows.iter().map(|r| r.symbol.as_str())),
-            str_array(res.iter().map(String::as_str)),
+            res,
             ts_array(rows.iter().map(|r| r.window_end)),
             f(|r| Some(r.close)),
             f(|r| r.ret),
@@ -111,7 +107,7 @@ impl FeatureRow for CorrRow {
     fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
         let res = labels(rows.iter().map(|r| r.resolution_ms));
         let columns: Vec<ArrayRef> = vec![
-            str_array(res.iter().map(String::as_str)),
+            res,
             ts_array(rows.iter().map(|r| r.window_end)),
             str_array(rows.iter().map(|r| &*r.symbol_a)),
             str_array(rows.iter().map(|r| &*r.symbol_b)),
@@ -154,7 +150,7 @@ impl FeatureRow for BetaRow {
         let columns: Vec<ArrayRef> = vec![
             str_array(rows.iter().map(|r| &*r.symbol)),
             str_array(rows.iter().map(|r| &*r.benchmark)),
-            str_array(res.iter().map(String::as_str)),
+            res,
             ts_array(rows.iter().map(|r| r.window_end)),
             f64_array(rows.iter().map(|r| r.beta)),
             f64_array(rows.iter().map(|r| r.alpha)),
@@ -195,7 +191,7 @@ impl FeatureRow for AlertRow {
         let res = labels(rows.iter().map(|r| r.resolution_ms));
         let columns: Vec<ArrayRef> = vec![
             str_array(rows.iter().map(|r| r.symbol.as_str())),
-            str_array(res.iter().map(String::as_str)),
+            res,
             ts_array(rows.iter().map(|r| r.window_end)),
             str_array(rows.iter().map(|r| r.kind.as_str())),
             f64_array(rows.iter().map(|r| Some(r.value))),

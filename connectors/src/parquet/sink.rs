@@ -56,11 +56,16 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
         lateness_ms: i64,
         errors: ErrorSlot,
     ) -> StreamVec<'scope, i64, PartitionWritten> {
-        let route = |r: &R| {
+        // One worker per partition (set, resolution, hour); hashed without allocating.
+        let set_hash = operators::route::stable_hash(R::SET.as_bytes());
+        let route = move |r: &R| {
             let hour = r.window_end().div_euclid(HOUR);
-            operators::route::stable_hash(
-                format!("{}/{}/{hour}", R::SET, r.resolution_ms()).as_bytes(),
-            )
+            let mut key = [0u8; 24];
+            key[..8].copy_from_slice(&set_hash.to_le_bytes());
+            key[8..16].copy_from_slice(&r.resolution_ms().to_le_bytes());
+            key[16..].copy_from_slice(&hour.to_le_bytes());
+            let h = operators::route::stable_hash(&key);
+            h ^ (h >> 29) ^ (h >> 47)
         };
         let name = format!("ParquetSink({})", R::SET);
         self.unary_frontier(Exchange::new(route), &name, move |cap, _info| {
