@@ -128,6 +128,8 @@ impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
             let mut pending: Pending = BTreeMap::new();
             let mut state: BTreeMap<i64, CoMoments> = BTreeMap::new();
             let mut warned = false;
+            // Reused across invocations: a bar of N = 500 makes 126k rows.
+            let (mut corr_rows, mut beta_rows) = (Vec::new(), Vec::new());
             move |frontiers| {
                 input.for_each(|_, data| {
                     for (r, end, sym, ret) in data.drain(..) {
@@ -135,7 +137,6 @@ impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                     }
                 });
                 let f = frontiers[0].frontier().first().copied().unwrap_or(i64::MAX);
-                let (mut corr_rows, mut beta_rows) = (Vec::new(), Vec::new());
                 while let Some(entry) = pending.first_entry() {
                     if entry.key().0 > f {
                         break;
@@ -150,12 +151,16 @@ impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                         tracing::warn!(benchmark = %config.benchmark, "benchmark symbol never appeared in the data: no beta rows");
                     }
                 }
-                let Some(cv) = caps.as_mut() else { return };
+                let Some(cv) = caps.as_mut() else {
+                    corr_rows.clear();
+                    beta_rows.clear();
+                    return;
+                };
                 if !corr_rows.is_empty() {
-                    corr_out.activate().session(&cv[0]).give_iterator(corr_rows.into_iter());
+                    corr_out.activate().session(&cv[0]).give_iterator(corr_rows.drain(..));
                 }
                 if !beta_rows.is_empty() {
-                    beta_out.activate().session(&cv[1]).give_iterator(beta_rows.into_iter());
+                    beta_out.activate().session(&cv[1]).give_iterator(beta_rows.drain(..));
                 }
                 if f == i64::MAX {
                     caps = None;

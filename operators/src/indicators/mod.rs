@@ -113,6 +113,8 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
             let mut caps = Some(caps);
             let mut pending: BTreeMap<i64, Vec<GridPoint>> = BTreeMap::new();
             let mut states: HashMap<(String, i64), IndicatorState> = HashMap::new();
+            // Reused across invocations (growing fresh vectors each time costs more).
+            let (mut rows, mut alerts) = (Vec::new(), Vec::new());
             move |frontiers| {
                 input.for_each(|_, data| {
                     for p in data.drain(..) {
@@ -120,7 +122,6 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                     }
                 });
                 let f = frontiers[0].frontier().first().copied().unwrap_or(i64::MAX);
-                let (mut rows, mut alerts) = (Vec::new(), Vec::new());
                 while let Some(entry) = pending.first_entry() {
                     if *entry.key() > f {
                         break;
@@ -138,18 +139,22 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                         alerts.extend(alert);
                     }
                 }
-                let Some(cv) = caps.as_mut() else { return };
+                let Some(cv) = caps.as_mut() else {
+                    rows.clear();
+                    alerts.clear();
+                    return;
+                };
                 if !rows.is_empty() {
                     rows_out
                         .activate()
                         .session(&cv[0])
-                        .give_iterator(rows.into_iter());
+                        .give_iterator(rows.drain(..));
                 }
                 if !alerts.is_empty() {
                     alerts_out
                         .activate()
                         .session(&cv[1])
-                        .give_iterator(alerts.into_iter());
+                        .give_iterator(alerts.drain(..));
                 }
                 if f == i64::MAX {
                     caps = None;
