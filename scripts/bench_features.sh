@@ -24,15 +24,10 @@ BENCH_SEED=${BENCH_SEED:-42}
 FEATURES_SIZE=${FEATURES_SIZE:-10000000}
 CORR_SYMBOLS=${CORR_SYMBOLS:-"100 500"}
 CORR_BARS=${CORR_BARS:-300}
-SYMBOLS=5
-TRADES_PER_MINUTE=6000
-MF=$ROOT/target/release/marketflow
 CORR=$ROOT/target/release/examples/corr_bench
 PY=$BENCH_DIR/venv/bin/python
-TIME=/usr/bin/time
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'bench_features.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/bench_lib.sh
+source "$ROOT/scripts/bench_lib.sh"
 
 [ -x "$TIME" ] || die "GNU time is missing (scripts/bench.sh installs it)"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
@@ -43,18 +38,8 @@ if ! { [ -x "$PY" ] && "$PY" -c 'import polars' 2>/dev/null; }; then
     python3 -m venv "$BENCH_DIR/venv"
     "$PY" -m pip install --quiet --disable-pip-version-check polars==2.1.0 pyarrow==26.0.1
 fi
-mkdir -p "$BENCH_DIR/data" "$BENCH_DIR/out" "$BENCH_DIR/logs"
-
-input=$BENCH_DIR/data/trades-s$SYMBOLS-n$FEATURES_SIZE-seed$BENCH_SEED.parquet
-if [ ! -s "$input" ]; then
-    minutes=$(((FEATURES_SIZE + TRADES_PER_MINUTE - 1) / TRADES_PER_MINUTE))
-    say "simulating $FEATURES_SIZE trades"
-    "$MF" simulate --symbols $SYMBOLS --minutes "$minutes" --seed "$BENCH_SEED" \
-        --output "$input.tmp.parquet" >"$BENCH_DIR/logs/simulate-features.log" 2>&1
-    mv "$input.tmp.parquet" "$input"
-fi
+input=$(bench_input "$FEATURES_SIZE" simulate-features.log)
 trades=$("$PY" -c 'import sys, pyarrow.parquet as pq; print(pq.ParquetFile(sys.argv[1]).metadata.num_rows)' "$input")
-cat "$input" >/dev/null
 
 CONFIG=$BENCH_DIR/features.toml
 cat >"$CONFIG" <<'EOF'

@@ -22,29 +22,14 @@ BENCH_DIR=${BENCH_DIR:-$ROOT/.bench}
 BENCH_SEED=${BENCH_SEED:-42}
 SCALING_SIZE=${SCALING_SIZE:-10000000}
 SCALING_PORT=${SCALING_PORT:-23101}
-SYMBOLS=5
-TRADES_PER_MINUTE=6000
-MF=$ROOT/target/release/marketflow
-TIME=/usr/bin/time
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'bench_scaling.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/bench_lib.sh
+source "$ROOT/scripts/bench_lib.sh"
 
 [ -x "$TIME" ] || die "GNU time is missing (scripts/bench.sh installs it)"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --bin marketflow
 fi
-mkdir -p "$BENCH_DIR/data" "$BENCH_DIR/out" "$BENCH_DIR/logs"
-
-input=$BENCH_DIR/data/trades-s$SYMBOLS-n$SCALING_SIZE-seed$BENCH_SEED.parquet
-if [ ! -s "$input" ]; then
-    minutes=$(((SCALING_SIZE + TRADES_PER_MINUTE - 1) / TRADES_PER_MINUTE))
-    say "simulating $SCALING_SIZE trades"
-    "$MF" simulate --symbols $SYMBOLS --minutes "$minutes" --seed "$BENCH_SEED" \
-        --output "$input.tmp.parquet" >"$BENCH_DIR/logs/simulate-scaling.log" 2>&1
-    mv "$input.tmp.parquet" "$input"
-fi
-cat "$input" >/dev/null # a warm page cache for every run
+input=$(bench_input "$SCALING_SIZE" simulate-scaling.log)
 
 CONFIG=$BENCH_DIR/scaling.toml
 cat >"$CONFIG" <<'EOF'

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# bench_lib.sh: helpers shared by scripts/bench_features.sh and scripts/bench_scaling.sh
+# (sourced, not run): messages, and the cached simulated Parquet input of bench.sh.
+set -euo pipefail
+
+SYMBOLS=5
+TRADES_PER_MINUTE=6000 # the simulator's total rate for 5 symbols: 100 trades/s
+MF=$ROOT/target/release/marketflow
+TIME=/usr/bin/time
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf '%s: ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# bench_input SIZE LOG: prints the path of the cached input of SIZE trades (5 symbols,
+# seed BENCH_SEED), simulating it first when missing, and warms the page cache.
+bench_input() {
+    local size=$1 log=$2 input minutes
+    input=$BENCH_DIR/data/trades-s$SYMBOLS-n$size-seed$BENCH_SEED.parquet
+    mkdir -p "$BENCH_DIR/data" "$BENCH_DIR/out" "$BENCH_DIR/logs"
+    if [ ! -s "$input" ]; then
+        minutes=$(((size + TRADES_PER_MINUTE - 1) / TRADES_PER_MINUTE))
+        say "simulating $size trades"
+        "$MF" simulate --symbols $SYMBOLS --minutes "$minutes" --seed "$BENCH_SEED" \
+            --output "$input.tmp.parquet" >"$BENCH_DIR/logs/$log" 2>&1 ||
+            { tail -n 30 "$BENCH_DIR/logs/$log" >&2; die "simulate failed"; }
+        mv "$input.tmp.parquet" "$input"
+    fi
+    cat "$input" >/dev/null
+    printf '%s\n' "$input"
+}
