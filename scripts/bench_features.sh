@@ -17,19 +17,15 @@
 # CORR_SYMBOLS ("100 500"), CORR_BARS (300), BENCH_SKIP_BUILD=1 to use the built binaries.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-BENCH_DIR=${BENCH_DIR:-$ROOT/.bench}
-BENCH_SEED=${BENCH_SEED:-42}
+# shellcheck source=scripts/bench_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+
 FEATURES_SIZE=${FEATURES_SIZE:-10000000}
 CORR_SYMBOLS=${CORR_SYMBOLS:-"100 500"}
 CORR_BARS=${CORR_BARS:-300}
 CORR=$ROOT/target/release/examples/corr_bench
 PY=$BENCH_DIR/venv/bin/python
-# shellcheck source=scripts/bench_lib.sh
-source "$ROOT/scripts/bench_lib.sh"
 
-[ -x "$TIME" ] || die "GNU time is missing (scripts/bench.sh installs it)"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --bin marketflow
     cargo build --release -p operators --example corr_bench

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # bench_lib.sh: helpers shared by scripts/bench_features.sh and scripts/bench_scaling.sh
-# (sourced, not run): messages, and the cached simulated Parquet input of bench.sh.
+# (sourced, not run): the repository root as working directory, BENCH_DIR and
+# BENCH_SEED defaults, messages, and the cached simulated Parquet input of bench.sh.
 set -euo pipefail
 
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+BENCH_DIR=${BENCH_DIR:-$ROOT/.bench}
+BENCH_SEED=${BENCH_SEED:-42}
 SYMBOLS=5
 TRADES_PER_MINUTE=6000 # the simulator's total rate for 5 symbols: 100 trades/s
 MF=$ROOT/target/release/marketflow
@@ -10,6 +15,8 @@ TIME=/usr/bin/time
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf '%s: ERROR: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+[ -x "$TIME" ] || die "GNU time is missing (scripts/bench.sh installs it)"
 
 # bench_input SIZE LOG: prints the path of the cached input of SIZE trades (5 symbols,
 # seed BENCH_SEED), simulating it first when missing, and warms the page cache.

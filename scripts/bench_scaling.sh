@@ -16,16 +16,12 @@
 # BENCH_SKIP_BUILD=1 to use target/release/marketflow as it is.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-BENCH_DIR=${BENCH_DIR:-$ROOT/.bench}
-BENCH_SEED=${BENCH_SEED:-42}
+# shellcheck source=scripts/bench_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+
 SCALING_SIZE=${SCALING_SIZE:-10000000}
 SCALING_PORT=${SCALING_PORT:-23101}
-# shellcheck source=scripts/bench_lib.sh
-source "$ROOT/scripts/bench_lib.sh"
 
-[ -x "$TIME" ] || die "GNU time is missing (scripts/bench.sh installs it)"
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --bin marketflow
 fi

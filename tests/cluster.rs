@@ -46,6 +46,23 @@ fn backfill_args(out: &Path) -> Vec<String> {
     .to_vec()
 }
 
+/// `backfill --input INPUT --output OUT [--run-id ID]` with the default config.
+fn input_args(input: &Path, out: &Path, run_id: Option<&str>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "backfill",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Some(id) = run_id {
+        args.extend(["--run-id".to_string(), id.to_string()]);
+    }
+    args
+}
+
 /// Starts process `p` of the cluster in `hosts`; stderr is piped.
 fn spawn(args: &[String], hosts: &Path, p: usize, threads: usize, env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_marketflow"))
@@ -217,17 +234,7 @@ fn killing_one_process_stops_the_other_within_seconds() {
     let (hosts, addresses) = hostfile(dir.path());
     let input = long_input(dir.path());
     let out_dir = dir.path().join("out");
-    let args: Vec<String> = [
-        "backfill",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out_dir.to_str().unwrap(),
-        "--run-id",
-        "killed",
-    ]
-    .map(String::from)
-    .to_vec();
+    let args = input_args(&input, &out_dir, Some("killed"));
     let mut p0 = spawn(&args, &hosts, 0, 1, &[]);
     let mut p1 = spawn(&args, &hosts, 1, 1, &[]);
     let (rx0, rx1) = (lines(&mut p0), lines(&mut p1));
@@ -397,15 +404,7 @@ fn launch_script_stops_everything_when_a_process_dies() {
     let dir = tempfile::tempdir().unwrap();
     let (hosts, _) = hostfile(dir.path());
     let input = long_input(dir.path());
-    let args: Vec<String> = [
-        "backfill",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        dir.path().join("out").to_str().unwrap(),
-    ]
-    .map(String::from)
-    .to_vec();
+    let args = input_args(&input, &dir.path().join("out"), None);
     let mut child = launch(&hosts, &args, &[])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -438,19 +437,7 @@ fn a_failure_early_in_a_long_run_stops_the_cluster_promptly() {
     let out_dir = dir.path().join("out");
     let blocker = dir.path().join("not-a-directory");
     std::fs::write(&blocker, b"").unwrap();
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "backfill",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--run-id",
-            "early",
-        ]
-        .map(String::from)
-        .to_vec()
-    };
+    let args = |out: &Path| input_args(&input, out, Some("early"));
     let started = Instant::now();
     let mut p0 = spawn(&args(&out_dir), &hosts, 0, 1, &[]);
     let mut p1 = spawn(&args(&blocker.join("out")), &hosts, 1, 1, &[]);

@@ -310,10 +310,8 @@ impl ParquetReader {
             let row = self.next_row();
             let seq = seq(self.file_index, row);
             let b = &self.bufs;
-            let cached = dict
-                .and_then(|(keys, _)| keys.get(i).copied().flatten())
-                .and_then(|k| slots.get(k).copied().flatten());
-            let slot = match cached {
+            let key = dict.and_then(|(keys, _)| keys.get(i).copied().flatten());
+            let slot = match key.and_then(|k| slots.get(k).copied().flatten()) {
                 Some(slot) => Ok(slot),
                 None => match symbols.get(i) {
                     Some(s) if !s.is_empty() && self.prefix.is_empty() => Ok(s),
@@ -330,7 +328,7 @@ impl ParquetReader {
                 }
                 .map(|sym| {
                     let slot = out.batch_index(sym);
-                    if let Some(k) = dict.and_then(|(keys, _)| keys.get(i).copied().flatten()) {
+                    if let Some(k) = key {
                         slots[k] = Some(slot);
                     }
                     slot

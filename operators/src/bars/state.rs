@@ -12,6 +12,9 @@ use crate::{Candle, Reject, RejectReason, Trade, NO_TRADE_ID};
 pub(crate) struct SymbolState {
     /// Trades of not-yet-final windows of the finest resolution, in arrival order.
     pending: Vec<Trade>,
+    /// Least event time in `pending` (None when empty): finalize skips the scan of
+    /// `pending` when no trade can be final.
+    pending_min: Option<i64>,
     /// Scratch: the trades being finalized.
     ready: Vec<Trade>,
     /// Partial bars of coarser (and candle) resolutions: `(resolution_ms, start) -> acc`.
@@ -34,6 +37,9 @@ impl SymbolState {
     /// Buffers trades; they are aggregated when their window is final.
     pub fn push_trades(&mut self, trades: &[Trade]) {
         self.pending.extend_from_slice(trades);
+        if let Some(m) = trades.iter().map(|t| t.ts_ms).min() {
+            self.pending_min = Some(self.pending_min.map_or(m, |p| p.min(m)));
+        }
     }
 
     /// Adds candles at their own resolution and every configured multiple of it.
@@ -70,18 +76,26 @@ impl SymbolState {
             frontier.div_euclid(plan.finest) * plan.finest
         };
         let is_final = |t: &Trade| frontier == i64::MAX || t.ts_ms < cut;
-        if !self.pending.is_empty() {
+        if self
+            .pending_min
+            .is_some_and(|m| frontier == i64::MAX || m < cut)
+        {
             let ready = &mut self.ready;
             if self.pending.iter().all(is_final) {
                 std::mem::swap(ready, &mut self.pending);
+                self.pending_min = None;
             } else {
+                let mut least = i64::MAX;
                 self.pending.retain(|t| {
                     let keep = !is_final(t);
-                    if !keep {
+                    if keep {
+                        least = least.min(t.ts_ms);
+                    } else {
                         ready.push(*t);
                     }
                     keep
                 });
+                self.pending_min = Some(least);
             }
         }
         if !self.ready.is_empty() {
