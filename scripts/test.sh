@@ -20,6 +20,9 @@ echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --release --workspace --all-targets -- -D warnings
+echo "== kafka broker (tansu, for the live end-to-end tests)"
+KAFKA_BROKER_PORT=19093 scripts/kafka-broker.sh start
+trap 'KAFKA_BROKER_PORT=19093 scripts/kafka-broker.sh stop >/dev/null 2>&1 || true' EXIT
 echo "== tests"
 cargo test --release --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')

@@ -32,12 +32,83 @@ pub enum LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The live job: Kafka sources to feature topics and the Parquet lake, until stopped.
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
     /// Run the feature graph over historical files and write Parquet.
     #[command(disable_help_flag = true)]
     Backfill(BackfillArgs),
     /// Write a seeded synthetic market (correlated GBM with a BTC factor).
     #[command(disable_help_flag = true)]
     Simulate(SimulateArgs),
+    /// Load historical files into a Kafka topic.
+    Produce(ProduceArgs),
+    /// Print a feature topic as JSON lines or a table.
+    Consume(ConsumeArgs),
+}
+
+/// `marketflow run`
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// With `kafka.brokers = "embedded"`: replay speed of the bundled sample
+    /// (0 = as fast as possible, 1 = real time, 60 = a minute per second).
+    #[arg(long, default_value_t = 60.0, value_name = "X")]
+    pub speed: f64,
+    /// Parquet output root (overrides sinks.parquet.output).
+    #[arg(long, value_name = "URL")]
+    pub output: Option<String>,
+    /// Cluster flags.
+    #[command(flatten)]
+    pub timely: TimelyArgs,
+}
+
+/// `marketflow produce`
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Input files: paths, globs, directories or object-store URLs.
+    #[arg(long, required = true, num_args = 1.., value_name = "URL")]
+    pub input: Vec<String>,
+    /// The topic to load into.
+    #[arg(long, value_name = "T")]
+    pub topic: String,
+    /// 0 = as fast as possible, 1 = real time, 60 = a minute of event time per second.
+    #[arg(long, default_value_t = 0.0, value_name = "X")]
+    pub speed: f64,
+    /// What the inputs hold (default: the first configured source's kind).
+    #[arg(long, value_parser = ["trades", "candles"])]
+    pub kind: Option<String>,
+}
+
+/// Output formats of `consume`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ConsumeFormat {
+    /// One JSON object per line, as stored.
+    Json,
+    /// An aligned table.
+    Table,
+}
+
+/// `marketflow consume`
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// The topic, e.g. feature.bars.1m.
+    #[arg(long, value_name = "T")]
+    pub topic: String,
+    /// Start at the oldest record instead of new ones.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Only records of this symbol (either side of a correlation pair).
+    #[arg(long, value_name = "S")]
+    pub symbol: Option<String>,
+    /// Stop after N records.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Stop after this many seconds without a new record (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    pub idle_exit: Option<f64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ConsumeFormat::Json)]
+    pub format: ConsumeFormat,
 }
 
 /// timely's cluster flags, unchanged.

@@ -13,6 +13,7 @@ type FailureAction = Box<dyn Fn(&str) + Send + Sync>;
 static ADDRESSES: OnceLock<Vec<String>> = OnceLock::new();
 static ACTION: Mutex<Option<FailureAction>> = Mutex::new(None);
 static FAILING: AtomicBool = AtomicBool::new(false);
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Installs the panic hook for a cluster of `addresses` (index = process).
 pub fn install(addresses: Vec<String>) {
@@ -23,6 +24,9 @@ pub fn install(addresses: Vec<String>) {
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
         match thread.name().and_then(network_peer) {
+            Some(peer) if STOPPING.load(Ordering::SeqCst) => {
+                tracing::info!(peer = %describe(peer), "peer closed its connection while stopping");
+            }
             Some(peer) => {
                 let cause = payload_text(info.payload());
                 let cause = cause
@@ -37,6 +41,12 @@ pub fn install(addresses: Vec<String>) {
             None => previous(info),
         }
     }));
+}
+
+/// Marks a requested stop (SIGINT/SIGTERM): peers closing their connections while
+/// the job winds down are expected, not failures.
+pub fn stopping() {
+    STOPPING.store(true, Ordering::SeqCst);
 }
 
 /// Sets the action run by [`fail`] before exiting (replaces an earlier one).

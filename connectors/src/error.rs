@@ -55,6 +55,9 @@ pub enum ConnectorError {
     /// Arrow array construction failed.
     #[error("arrow error: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// A Kafka client, topic or broker failed.
+    #[error("kafka: {0}")]
+    Kafka(String),
 }
 
 impl ConnectorError {

@@ -1,9 +1,10 @@
-//! marketflow's connectors: file and object-store inputs, input decoders, the Parquet
-//! sink, the dead-letter writer, the run manifest and the market simulator.
+//! marketflow's connectors: file and object-store inputs, input decoders, Kafka sources
+//! and sinks, the Parquet sink, the dead-letter writer, the run manifest and the market simulator.
 
 pub mod decode;
 pub mod error;
 pub mod files;
+pub mod kafka;
 pub mod manifest;
 pub mod parquet;
 pub mod rejects;

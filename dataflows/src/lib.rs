@@ -5,6 +5,7 @@
 pub mod backfill;
 pub mod error;
 pub mod graph;
+pub mod live;
 pub mod progress;
 
 pub use error::DataflowError;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use connectors::files::SourceProgress;
+use connectors::kafka::LiveProgress;
 use operators::BarsStats;
 use timely::dataflow::ProbeHandle;
 
@@ -33,6 +34,8 @@ pub struct Reporter {
     pub bars: Rc<RefCell<BarsStats>>,
     /// Other counters of this worker.
     pub stats: Rc<RefCell<WorkerStats>>,
+    /// Live source counters (consumer lag per partition), for a live job.
+    pub live: Option<Arc<LiveProgress>>,
 }
 
 impl Reporter {
@@ -57,6 +60,7 @@ impl Reporter {
             bar,
             bars: Rc::default(),
             stats: Rc::default(),
+            live: None,
         }
     }
 
@@ -88,6 +92,31 @@ impl Reporter {
             None => "done".to_string(),
         };
         let rejects: u64 = stats.rejects.values().sum();
+        if let Some(live) = &self.live {
+            let lag: Vec<String> = live
+                .lag
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(p, l)| format!("{p}={}", (l.high - l.next).max(0)))
+                .collect();
+            tracing::info!(
+                worker = self.worker,
+                records_in = bars.records_in,
+                rate = format!("{rate:.0}/s"),
+                watermark = %watermark,
+                read = live.records.load(Ordering::Relaxed),
+                source_rejects = live.rejects.load(Ordering::Relaxed),
+                skipped = live.skipped.load(Ordering::Relaxed),
+                lag = %lag.join(","),
+                rows_out = ?stats.rows_out,
+                rejects,
+                rejects_by_reason = ?stats.rejects,
+                state_records = bars.state_records,
+                "progress"
+            );
+            return;
+        }
         tracing::info!(
             worker = self.worker,
             records_in = bars.records_in,

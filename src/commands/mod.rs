@@ -1,6 +1,10 @@
 //! Command dispatch.
 
 mod backfill;
+mod consume;
+mod produce;
+mod run;
+mod signals;
 mod simulate;
 mod time;
 
@@ -12,5 +16,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Backfill(args) => backfill::run(args, config),
         Command::Simulate(args) => simulate::run(args, config),
+        Command::Run(args) => run::run(args, config),
+        Command::Produce(args) => produce::run(args, config),
+        Command::Consume(args) => consume::run(args, config),
     }
 }

@@ -1,0 +1,138 @@
+//! Loading records into a Kafka topic: files decoded in chunks (any input format), each
+//! record produced as a canonical JSON object keyed by symbol, paced by event time.
+
+use std::time::{Duration, Instant};
+
+use operators::{Candle, Trade, NO_TRADE_ID};
+
+use crate::decode::Chunk;
+use crate::kafka::SharedProducer;
+use crate::Result;
+
+/// How fast to replay: `0` as fast as possible, `1` real time, `60` a minute per second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Speed(pub f64);
+
+/// What a load produced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProduceStats {
+    /// Records produced.
+    pub records: u64,
+    /// Rejected input records (not produced).
+    pub rejects: u64,
+}
+
+/// A canonical JSON trade.
+///
+/// ```
+/// use operators::{Trade, NO_TRADE_ID};
+/// let t = Trade { ts_ms: 5, trade_id: NO_TRADE_ID, seq: 0, exchange: 0, price: 61837.63,
+///     qty: 0.02, is_buyer_maker: true };
+/// assert_eq!(connectors::kafka::trade_json("BTCUSDT", &t),
+///     r#"{"ts_ms":5,"symbol":"BTCUSDT","price":61837.63,"qty":0.02,"is_buyer_maker":true}"#);
+/// ```
+pub fn trade_json(symbol: &str, t: &Trade) -> String {
+    let mut s = format!(
+        "{{\"ts_ms\":{},\"symbol\":{},\"price\":{},\"qty\":{},\"is_buyer_maker\":{}",
+        t.ts_ms,
+        serde_json::to_string(symbol).unwrap_or_default(),
+        num(t.price),
+        num(t.qty),
+        t.is_buyer_maker
+    );
+    if t.trade_id != NO_TRADE_ID {
+        s.push_str(&format!(",\"trade_id\":{}", t.trade_id));
+    }
+    s.push('}');
+    s
+}
+
+/// A canonical JSON candle.
+pub fn candle_json(symbol: &str, c: &Candle) -> String {
+    let mut s = format!(
+        "{{\"ts_ms\":{},\"symbol\":{},\"open\":{},\"high\":{},\"low\":{},\"close\":{},\"volume\":{},\"resolution\":\"{}\"",
+        c.ts_ms,
+        serde_json::to_string(symbol).unwrap_or_default(),
+        num(c.open),
+        num(c.high),
+        num(c.low),
+        num(c.close),
+        num(c.volume),
+        operators::Resolution::from_ms(c.resolution_ms).label()
+    );
+    if let Some(q) = c.quote_volume {
+        s.push_str(&format!(",\"quote_volume\":{}", num(q)));
+    }
+    if let Some(n) = c.trades {
+        s.push_str(&format!(",\"trades\":{n}"));
+    }
+    if let Some(b) = c.buy_volume {
+        s.push_str(&format!(",\"buy_volume\":{}", num(b)));
+    }
+    s.push('}');
+    s
+}
+
+fn num(v: f64) -> String {
+    serde_json::Number::from_f64(v).map_or_else(|| "null".into(), |n| n.to_string())
+}
+
+/// Produces chunks from `next_chunk` (which fills a chunk and returns false when the
+/// input is exhausted) to `topic`, in input order per symbol, paced by `speed` against
+/// the first record's event time; flushes at the end.
+pub fn produce_chunks(
+    producer: &SharedProducer,
+    topic: &str,
+    speed: Speed,
+    mut next_chunk: impl FnMut(&mut Chunk) -> Result<bool>,
+    stop: &dyn Fn() -> bool,
+) -> Result<ProduceStats> {
+    let mut stats = ProduceStats::default();
+    let started = Instant::now();
+    let mut origin: Option<i64> = None;
+    let mut chunk = Chunk::default();
+    loop {
+        if stop() {
+            break;
+        }
+        let more = next_chunk(&mut chunk)?;
+        stats.rejects += chunk.rejects.len() as u64;
+        chunk.rejects.clear();
+        // Back into input order (the chunk groups records by symbol).
+        let mut records: Vec<(i64, u64, usize, String)> = Vec::with_capacity(chunk.records());
+        let batches = chunk.take_batches();
+        for (i, b) in batches.iter().enumerate() {
+            for t in &b.trades {
+                records.push((t.ts_ms, t.seq, i, trade_json(&b.symbol, t)));
+            }
+            for c in &b.candles {
+                records.push((c.ts_ms, c.seq, i, candle_json(&b.symbol, c)));
+            }
+        }
+        records.sort_by_key(|(_, seq, _, _)| *seq);
+        for (ts, _, i, value) in records {
+            let key = batches[i].symbol.as_str();
+            if speed.0 > 0.0 {
+                let o = *origin.get_or_insert(ts);
+                let due = Duration::from_secs_f64(((ts - o).max(0) as f64 / 1000.0) / speed.0);
+                let elapsed = started.elapsed();
+                // Sleep only when well ahead; flush first so consumers see what is due.
+                if due > elapsed + Duration::from_millis(2) {
+                    producer.flush()?;
+                    std::thread::sleep(due - elapsed);
+                    if stop() {
+                        return Ok(stats);
+                    }
+                }
+            }
+            producer.send(topic, key, value.as_bytes())?;
+            stats.records += 1;
+        }
+        chunk.rows = 0;
+        if !more {
+            break;
+        }
+    }
+    producer.flush()?;
+    Ok(stats)
+}

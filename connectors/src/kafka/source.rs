@@ -1,0 +1,523 @@
+//! The `KafkaSource` operator: reads this worker's share of a topic's partitions, woken
+//! by librdkafka when a partition queue becomes non-empty, and emits per-symbol batches
+//! under a capability held at the event-time watermark. Offsets are committed only for
+//! records whose outputs are durable in every sink (see [`CommitTracker`]).
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use operators::{Reject, RejectReason, SymbolBatch};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::{Scope, StreamVec};
+
+use crate::decode::{decode_json, seq, Chunk, Kind, Record};
+use crate::kafka::offsets::{DoneRule, OffsetStore};
+use crate::kafka::{group_id, CommitTracker, KafkaSettings, Watermarks, METADATA_TIMEOUT};
+use crate::sync::ErrorSlot;
+
+/// Settings of a Kafka trade/candle source.
+#[derive(Clone, Debug)]
+pub struct KafkaSourceConfig {
+    /// Brokers and client properties.
+    pub settings: KafkaSettings,
+    /// The source's name (consumer group `marketflow.<name>`, topic `dlq.<name>`).
+    pub name: String,
+    /// The topic read.
+    pub topic: String,
+    /// Every partition of the topic; partition `partitions[i]` is read by worker `i % peers`.
+    pub partitions: Vec<i32>,
+    /// Trades or candles.
+    pub kind: Kind,
+    /// Prefix added to every symbol.
+    pub symbol_prefix: String,
+    /// Watermark = min over live partitions of max event time − this.
+    pub max_out_of_orderness_ms: i64,
+    /// A partition silent this long stops holding the watermark back.
+    pub idle_timeout: Duration,
+    /// When a record's outputs are durable, and where that is recorded.
+    pub done: DoneRule,
+    /// Per-partition durable frontiers, read at start and written before each commit.
+    pub offsets: OffsetStore,
+    /// Messages taken from one partition per activation.
+    pub max_poll: usize,
+}
+
+/// Consumer lag of one partition.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The next offset this job will read.
+    pub next: i64,
+    /// The partition's high watermark when last asked.
+    pub high: i64,
+}
+
+/// Live counters shared by the sources of one process (for the progress line).
+#[derive(Debug, Default)]
+pub struct LiveProgress {
+    /// Largest event time seen by any source of this process (idle partitions follow it).
+    pub max_ts: AtomicI64,
+    /// Records accepted.
+    pub records: AtomicU64,
+    /// Records rejected by the sources.
+    pub rejects: AtomicU64,
+    /// Records skipped after a restart because their outputs were already durable.
+    pub skipped: AtomicU64,
+    /// Lag per `topic/partition`.
+    pub lag: Mutex<BTreeMap<String, PartitionLag>>,
+    /// Set on SIGINT/SIGTERM: stop reading, let in-flight work finish.
+    pub stop: AtomicBool,
+}
+
+impl LiveProgress {
+    /// Fresh counters.
+    pub fn new() -> LiveProgress {
+        LiveProgress {
+            max_ts: AtomicI64::new(i64::MIN),
+            ..LiveProgress::default()
+        }
+    }
+}
+
+/// Probes the source consults.
+#[derive(Clone)]
+pub struct SourceProbes {
+    /// On every sink's output: passes a time once all outputs before it are durable.
+    pub durable: ProbeHandle<i64>,
+    /// On the sources' output: the job's watermark.
+    pub watermark: ProbeHandle<i64>,
+}
+
+/// How often lag is refreshed from the brokers.
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the source looks at the durable frontier to commit offsets.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Extension trait on a scope: add a Kafka source.
+pub trait KafkaSource<'scope> {
+    /// Reads this worker's partitions. Returns per-symbol batches and rejects (as data,
+    /// timely time = the watermark when read). Offsets are committed for records whose
+    /// outputs the `durable` probe has passed. Once
+    /// `progress.stop` is set the source reads no more, waits until every sink is
+    /// durable up to its watermark, commits, and then sets `stopped`.
+    fn kafka_source(
+        self,
+        config: KafkaSourceConfig,
+        progress: Arc<LiveProgress>,
+        errors: ErrorSlot,
+        probes: SourceProbes,
+        stopped: Rc<Cell<bool>>,
+    ) -> (
+        StreamVec<'scope, i64, SymbolBatch>,
+        StreamVec<'scope, i64, Reject>,
+    );
+}
+
+/// Bookkeeping of one assigned partition.
+struct PartState {
+    id: i32,
+    label: String,
+    tracker: CommitTracker,
+    /// Records whose outputs were durable before a restart are skipped.
+    skip_below: i64,
+    next: i64,
+}
+
+impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
+    fn kafka_source(
+        self,
+        config: KafkaSourceConfig,
+        progress: Arc<LiveProgress>,
+        errors: ErrorSlot,
+        probes: SourceProbes,
+        stopped: Rc<Cell<bool>>,
+    ) -> (
+        StreamVec<'scope, i64, SymbolBatch>,
+        StreamVec<'scope, i64, Reject>,
+    ) {
+        let SourceProbes {
+            durable,
+            watermark: job_watermark,
+        } = probes;
+        let name = format!("KafkaSource({})", config.topic);
+        let mut builder = OperatorBuilder::new(name, self);
+        let info = builder.operator_info();
+        let activator = self.activator_for(info.address.clone());
+        let sync = Arc::new(self.worker().sync_activator_for(info.address.to_vec()));
+        let (batches_out, batches) = builder.new_output();
+        let (rejects_out, rejects) = builder.new_output();
+        let mut batches_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<SymbolBatch>>>::from(batches_out);
+        let mut rejects_out =
+            OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
+        let (index, peers) = (self.index(), self.peers());
+
+        builder.build(move |caps| {
+            let mut caps = Some(caps);
+            let mine: Vec<i32> = config
+                .partitions
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(i, _)| i % peers == index)
+                .map(|(_, p)| p)
+                .collect();
+            let opened = open_partitions(&config, &mine, &sync);
+            let (mut consumer, mut parts) = match opened {
+                Ok(Some(x)) => x,
+                Ok(None) => {
+                    // No partition here: hold nothing back.
+                    caps = None;
+                    stopped.set(true);
+                    (None, Vec::new())
+                }
+                Err(e) => {
+                    errors.set(e.to_string());
+                    caps = None;
+                    (None, Vec::new())
+                }
+            };
+            let started = Instant::now();
+            let mut marks = Watermarks::new(
+                parts.len(),
+                config.max_out_of_orderness_ms,
+                config.idle_timeout,
+                started,
+            );
+            let mut last_commit = started;
+            let mut last_lag = started - LAG_INTERVAL;
+            let mut chunk = Chunk::default();
+            let kind = config.kind;
+            activator.activate();
+
+            move |_frontiers| {
+                let Some(cap_vec) = caps.as_mut() else { return };
+                let mut close = false;
+                let Some(client) = consumer.as_ref() else {
+                    return;
+                };
+                if errors.is_set() {
+                    caps = None;
+                    return;
+                }
+                let now = Instant::now();
+                let stopping = progress.stop.load(Ordering::Relaxed);
+                let watermark = *cap_vec[0].time();
+                let mut more = false;
+                let mut ctx = Ctx {
+                    config: &config,
+                    progress: &progress,
+                    chunk: &mut chunk,
+                    marks: &mut marks,
+                    watermark,
+                    now,
+                    kind,
+                };
+                // One queue for all of this worker's partitions; librdkafka wakes the
+                // operator when it becomes non-empty.
+                let mut taken = 0;
+                while !stopping && taken < config.max_poll {
+                    let Some(r) = client.poll(Duration::ZERO) else {
+                        break;
+                    };
+                    taken += 1;
+                    match r {
+                        Ok(msg) => {
+                            if let Some(pi) = parts.iter().position(|p| p.id == msg.partition()) {
+                                ctx.handle(pi, &mut parts[pi], &msg);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(topic = %config.topic, error = %e, "kafka consumer")
+                        }
+                    }
+                }
+                more |= taken == config.max_poll;
+                let accepted = chunk.records();
+                progress
+                    .records
+                    .fetch_add(accepted as u64, Ordering::Relaxed);
+                progress
+                    .rejects
+                    .fetch_add(chunk.rejects.len() as u64, Ordering::Relaxed);
+                let batches = chunk.take_batches();
+                if !batches.is_empty() {
+                    batches_out
+                        .activate()
+                        .session(&cap_vec[0])
+                        .give_iterator(batches.into_iter());
+                }
+                if !chunk.rejects.is_empty() {
+                    rejects_out
+                        .activate()
+                        .session(&cap_vec[1])
+                        .give_iterator(chunk.rejects.drain(..));
+                }
+                chunk.rows = 0;
+                if let Some(m) = marks.max_seen() {
+                    progress.max_ts.fetch_max(m, Ordering::Relaxed);
+                }
+                if !stopping {
+                    let shared = progress.max_ts.load(Ordering::Relaxed);
+                    if let Some(wm) = marks.advance(now, shared) {
+                        if wm > *cap_vec[0].time() {
+                            for c in cap_vec.iter_mut() {
+                                c.downgrade(&wm);
+                            }
+                        }
+                    }
+                }
+                if now.duration_since(last_commit) >= COMMIT_INTERVAL || stopping {
+                    last_commit = now;
+                    // While stopping: once the sinks are durable up to the watermark,
+                    // the last commit covers everything read.
+                    let drained = stopping
+                        && job_watermark
+                            .with_frontier(|w| w.first().is_none_or(|w| !durable.less_than(w)));
+                    match commit(client, &config, &mut parts, &durable) {
+                        Ok(()) if drained => {
+                            stopped.set(true);
+                            let _ = client.unassign();
+                            close = true;
+                        }
+                        Ok(()) => {}
+                        Err(e) => {
+                            tracing::warn!(topic = %config.topic, error = %e, "offset commit")
+                        }
+                    }
+                }
+                if now.duration_since(last_lag) >= LAG_INTERVAL {
+                    last_lag = now;
+                    refresh_lag(client, &config.topic, &parts, &progress);
+                }
+                if close {
+                    // Offsets are committed: drop the client without the blocking close
+                    // handshake (the process is about to exit).
+                    if let Some(c) = consumer.take() {
+                        std::mem::forget(c);
+                    }
+                    return;
+                }
+                if more && !stopping {
+                    activator.activate();
+                } else {
+                    // librdkafka wakes us when data arrives; a timer covers idleness,
+                    // commits and lag.
+                    let mut wait = if stopping {
+                        Duration::from_millis(20)
+                    } else {
+                        COMMIT_INTERVAL
+                    };
+                    if let Some(at) = marks.next_idle_at(now) {
+                        wait =
+                            wait.min(at.saturating_duration_since(now) + Duration::from_millis(1));
+                    }
+                    activator.activate_after(wait);
+                }
+            }
+        });
+        (batches, rejects)
+    }
+}
+
+/// What handling one message needs.
+struct Ctx<'a> {
+    config: &'a KafkaSourceConfig,
+    progress: &'a LiveProgress,
+    chunk: &'a mut Chunk,
+    marks: &'a mut Watermarks,
+    watermark: i64,
+    now: Instant,
+    kind: Kind,
+}
+
+impl Ctx<'_> {
+    /// Decodes one message of partition `pi` into the chunk: accepted records, rejects
+    /// (malformed, invalid, or behind the watermark), or nothing for records whose
+    /// outputs were durable before a restart.
+    fn handle(&mut self, pi: usize, part: &mut PartState, msg: &BorrowedMessage<'_>) {
+        let offset = msg.offset();
+        part.next = offset + 1;
+        self.marks.touch(pi, self.now);
+        let payload = msg.payload().unwrap_or(&[]);
+        let position = offset.max(0) as u64;
+        let s = seq(part.id as u32, position);
+        let reject = |reason: RejectReason, detail: String| Reject {
+            reason,
+            source: part.label.clone(),
+            position,
+            seq: s,
+            detail,
+            raw: String::from_utf8_lossy(payload).into_owned(),
+        };
+        let records = match decode_json(payload, self.kind, &self.config.symbol_prefix) {
+            Ok(r) => r,
+            Err((reason, detail)) => {
+                self.chunk.push_reject(reject(reason, detail));
+                part.tracker.skip(offset);
+                return;
+            }
+        };
+        let mut kept = false;
+        for (symbol, record) in records {
+            let ts = match &record {
+                Record::Trade(t) => t.ts_ms,
+                Record::Candle(c) => c.ts_ms,
+            };
+            if self.config.done.done(ts, part.skip_below) {
+                self.progress.skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if ts < self.watermark {
+                let detail = format!("event time {ts} is behind the watermark {}", self.watermark);
+                self.chunk.push_reject(reject(RejectReason::Late, detail));
+                continue;
+            }
+            self.marks.observe(pi, ts, self.now);
+            part.tracker.push(offset, ts);
+            kept = true;
+            match record {
+                Record::Trade(mut t) => {
+                    t.seq = s;
+                    self.chunk.push_trade(&symbol, t);
+                }
+                Record::Candle(mut c) => {
+                    c.seq = s;
+                    self.chunk.push_candle(&symbol, c);
+                }
+            }
+        }
+        if !kept {
+            part.tracker.skip(offset);
+        }
+    }
+}
+
+type Opened = (Option<BaseConsumer>, Vec<PartState>);
+
+/// Creates this worker's consumer, finds where each partition resumes, assigns them and
+/// splits their queues with a wake-up callback.
+fn open_partitions(
+    config: &KafkaSourceConfig,
+    mine: &[i32],
+    sync: &Arc<timely::scheduling::SyncActivator>,
+) -> crate::Result<Option<Opened>> {
+    if mine.is_empty() {
+        return Ok(None);
+    }
+    let group = group_id(&config.name);
+    let mut consumer = config.settings.plain_consumer(Some(&group))?;
+    let wake = sync.clone();
+    consumer.set_nonempty_callback(move || {
+        let _ = wake.activate();
+    });
+    let mut tpl = TopicPartitionList::new();
+    for p in mine {
+        tpl.add_partition(&config.topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl.clone(), METADATA_TIMEOUT)
+        .map_err(|e| crate::ConnectorError::Kafka(format!("committed offsets of {group}: {e}")))?;
+    let mut assign = TopicPartitionList::new();
+    let mut starts = Vec::new();
+    for p in mine {
+        let kafka = committed
+            .find_partition(&config.topic, *p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        let stored = config.offsets.read(&config.topic, *p)?;
+        let start = match (kafka, stored) {
+            (Some(k), Some(s)) => Some(k.max(s.offset)),
+            (k, s) => k.or(s.map(|s| s.offset)),
+        };
+        let skip_below = stored.map_or(i64::MIN, |s| s.frontier);
+        tracing::info!(topic = %config.topic, partition = p, start = ?start, durable_frontier = skip_below, "partition assigned");
+        assign
+            .add_partition_offset(
+                &config.topic,
+                *p,
+                start.map_or(Offset::Beginning, Offset::Offset),
+            )
+            .map_err(|e| crate::ConnectorError::Kafka(e.to_string()))?;
+        starts.push((start.unwrap_or(0), skip_below));
+    }
+    consumer
+        .assign(&assign)
+        .map_err(|e| crate::ConnectorError::Kafka(format!("assigning partitions: {e}")))?;
+    let mut parts = Vec::new();
+    for (p, (start, skip_below)) in mine.iter().zip(starts) {
+        let mut tracker = CommitTracker::new(4096);
+        if start > 0 {
+            tracker.skip(start - 1);
+        }
+        parts.push(PartState {
+            id: *p,
+            label: format!("{}/{p}", config.topic),
+            tracker,
+            skip_below,
+            next: start,
+        });
+    }
+    Ok(Some((Some(consumer), parts)))
+}
+
+/// Commits, for every partition, the first offset whose outputs are not yet all durable.
+fn commit(
+    consumer: &BaseConsumer,
+    config: &KafkaSourceConfig,
+    parts: &mut [PartState],
+    durable: &ProbeHandle<i64>,
+) -> crate::Result<()> {
+    let frontier = durable.with_frontier(|f| f.first().copied().unwrap_or(i64::MAX));
+    let mut tpl = TopicPartitionList::new();
+    for part in parts.iter_mut() {
+        let Some(offset) = part
+            .tracker
+            .committable(|ts| config.done.done(ts, frontier))
+        else {
+            continue;
+        };
+        config
+            .offsets
+            .write(&config.topic, part.id, offset, frontier)?;
+        tpl.add_partition_offset(&config.topic, part.id, Offset::Offset(offset))
+            .map_err(|e| crate::ConnectorError::Kafka(e.to_string()))?;
+    }
+    if tpl.count() > 0 {
+        consumer
+            .commit(&tpl, CommitMode::Sync)
+            .map_err(|e| crate::ConnectorError::Kafka(format!("commit: {e}")))?;
+        tracing::debug!(topic = %config.topic, partitions = tpl.count(), frontier, "offsets committed");
+    }
+    Ok(())
+}
+
+/// Refreshes the lag of every partition from the brokers' high watermarks.
+fn refresh_lag(consumer: &BaseConsumer, topic: &str, parts: &[PartState], progress: &LiveProgress) {
+    let mut lag = progress.lag.lock().unwrap_or_else(|p| p.into_inner());
+    for part in parts {
+        let high = consumer
+            .fetch_watermarks(topic, part.id, Duration::from_millis(500))
+            .map(|(_, h)| h)
+            .unwrap_or(-1);
+        lag.insert(
+            part.label.clone(),
+            PartitionLag {
+                next: part.next,
+                high,
+            },
+        );
+    }
+}

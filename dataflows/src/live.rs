@@ -1,0 +1,221 @@
+//! The live job: Kafka sources into the feature graph, feature rows to Kafka topics and
+//! Parquet, rejects to the dead-letter topics, offsets committed once outputs are durable.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use connectors::kafka::{
+    DeadLetterSink, DoneRule, KafkaFeatureSink, KafkaSource, KafkaSourceConfig, LiveProgress,
+    SharedProducer, SourceProbes,
+};
+use connectors::parquet::{FeatureRow, ParquetSink};
+use connectors::store::Location;
+use connectors::sync::ErrorSlot;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::vec::{Filter, Partition};
+use timely::dataflow::operators::{Concat, Inspect, Probe};
+use timely::dataflow::StreamVec;
+use timely::worker::Worker;
+
+use crate::graph::{features, FeatureConfig};
+use crate::progress::{Reporter, WorkerStats};
+
+/// Everything a live worker needs; shared by all workers of a process.
+#[derive(Clone, Debug)]
+pub struct LiveJob {
+    /// One Kafka source per configured source.
+    pub sources: Vec<KafkaSourceConfig>,
+    /// Feature settings.
+    pub features: FeatureConfig,
+    /// Parquet output root.
+    pub output: Location,
+    /// Feature topics are `<topic_prefix><set>.<resolution>`.
+    pub topic_prefix: String,
+    /// Allowed lateness, ms (Parquet partitions wait for it).
+    pub lateness_ms: i64,
+    /// Durable frontier found at start: rows of Parquet partitions final at it were
+    /// written before the job stopped and are not produced again.
+    pub restored_frontier: Option<i64>,
+    /// Progress log interval.
+    pub progress_interval: Duration,
+}
+
+/// Process-wide state of a live job.
+#[derive(Clone, Debug)]
+pub struct LiveShared {
+    /// The first fatal error.
+    pub errors: ErrorSlot,
+    /// Live counters and the stop flag.
+    pub progress: Arc<LiveProgress>,
+}
+
+/// Builds and runs the live dataflow on this worker until it is stopped (then in-flight
+/// work is finished, sinks flushed and offsets committed) or fails.
+pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
+    let index = worker.index();
+    let mut reporter = Reporter::new(index, job.progress_interval, false);
+    reporter.live = Some(shared.progress.clone());
+    let (bars_stats, stats) = (reporter.bars.clone(), reporter.stats.clone());
+    let errors = shared.errors.clone();
+    let producer = match SharedProducer::new(&job.sources[0].settings) {
+        Ok(p) => p,
+        Err(e) => {
+            errors.set(e.to_string());
+            return;
+        }
+    };
+    let stopped: Vec<Rc<Cell<bool>>> = job.sources.iter().map(|_| Rc::default()).collect();
+    let watermark = worker.dataflow::<i64, _, _>(|scope| {
+        let probes = SourceProbes {
+            durable: ProbeHandle::new(),
+            watermark: ProbeHandle::new(),
+        };
+        let mut batches = None;
+        let mut durable_streams: Vec<StreamVec<'_, i64, ()>> = Vec::new();
+        for (i, source) in job.sources.iter().enumerate() {
+            let (b, r) = scope.kafka_source(
+                source.clone(),
+                shared.progress.clone(),
+                errors.clone(),
+                probes.clone(),
+                stopped[i].clone(),
+            );
+            batches = Some(match batches {
+                None => b,
+                Some(prev) => b.concat(prev),
+            });
+            let counted = r.inspect(count_rejects(&stats));
+            durable_streams.push(counted.dead_letter_sink(
+                producer.clone(),
+                &format!("dlq.{}", source.name),
+                errors.clone(),
+            ));
+        }
+        let batches = batches
+            .expect("at least one source")
+            .probe_with(&probes.watermark);
+        let no_rejects = timely::dataflow::operators::vec::ToStream::to_stream(
+            Vec::<operators::Reject>::new(),
+            scope,
+        );
+        let out = features(batches, no_rejects, &job.features, bars_stats);
+        // Rejects found by the graph (duplicates) go to the dead-letter topic of the
+        // source they came from.
+        let graph_rejects = out.rejects.inspect(count_rejects(&stats));
+        let topics: Vec<String> = job.sources.iter().map(|s| s.topic.clone()).collect();
+        let routed = graph_rejects.partition(job.sources.len() as u64, move |r| {
+            let topic = r.source.rsplit_once('/').map_or("", |(t, _)| t);
+            let i = topics.iter().position(|t| t == topic).unwrap_or(0);
+            (i as u64, r)
+        });
+        for (i, stream) in routed.into_iter().enumerate() {
+            let topic = format!("dlq.{}", job.sources[i].name);
+            durable_streams.push(stream.dead_letter_sink(producer.clone(), &topic, errors.clone()));
+        }
+        let sinks = Sinks {
+            job,
+            producer: &producer,
+            errors: &errors,
+            stats: &stats,
+        };
+        durable_streams.extend(sinks.both(out.bars));
+        durable_streams.extend(sinks.both(out.beta));
+        if let Some(s) = out.indicators {
+            durable_streams.extend(sinks.both(s));
+        }
+        if let Some(s) = out.alerts {
+            durable_streams.extend(sinks.both(s));
+        }
+        if let Some(s) = out.correlation {
+            durable_streams.extend(sinks.both(s));
+        }
+        for s in durable_streams {
+            s.probe_with(&probes.durable);
+        }
+        probes.watermark
+    });
+    loop {
+        worker.step_or_park(Some(Duration::from_millis(100)));
+        reporter.tick(&watermark, None, false);
+        if errors.is_set() || stopped.iter().all(|s| s.get()) {
+            break;
+        }
+    }
+    reporter.tick(&watermark, None, true);
+    // The sources still hold their capabilities (open windows are not final and must
+    // not be flushed); drop the dataflow so the worker can exit.
+    for id in worker.installed_dataflows() {
+        worker.drop_dataflow(id);
+    }
+}
+
+/// Counts rejects by reason for the progress line.
+fn count_rejects(
+    stats: &Rc<std::cell::RefCell<WorkerStats>>,
+) -> impl FnMut(&operators::Reject) + 'static {
+    let stats = stats.clone();
+    move |r| {
+        *stats
+            .borrow_mut()
+            .rejects
+            .entry(r.reason.as_str())
+            .or_default() += 1
+    }
+}
+
+/// Attaches the Kafka and Parquet sinks to feature streams.
+struct Sinks<'a> {
+    job: &'a LiveJob,
+    producer: &'a SharedProducer,
+    errors: &'a ErrorSlot,
+    stats: &'a Rc<std::cell::RefCell<WorkerStats>>,
+}
+
+impl Sinks<'_> {
+    /// Sends `rows` to the Kafka topics and the Parquet lake; returns both sinks'
+    /// durability streams. Rows of partitions already final before a restart are dropped.
+    fn both<'s, R: FeatureRow>(&self, rows: StreamVec<'s, i64, R>) -> [StreamVec<'s, i64, ()>; 2] {
+        let rule = DoneRule {
+            resolutions_ms: Vec::new(),
+            lateness_ms: self.job.lateness_ms,
+        };
+        let restored = self.job.restored_frontier;
+        let rows =
+            rows.filter(move |r| restored.is_none_or(|f| !rule.final_partition(r.window_end(), f)));
+        let counted = self.stats.clone();
+        let kafka = rows
+            .clone()
+            .inspect(move |_| {
+                *counted
+                    .borrow_mut()
+                    .rows_out
+                    .entry(format!("kafka:{}", R::SET))
+                    .or_default() += 1
+            })
+            .kafka_sink(
+                self.producer.clone(),
+                &self.job.topic_prefix,
+                self.errors.clone(),
+            );
+        let counted = self.stats.clone();
+        let parquet = rows
+            .parquet_sink(
+                self.job.output.clone(),
+                self.job.lateness_ms,
+                self.errors.clone(),
+            )
+            .inspect(move |p| {
+                *counted
+                    .borrow_mut()
+                    .rows_out
+                    .entry(format!("parquet:{}", R::SET))
+                    .or_default() += p.rows
+            });
+        [
+            kafka,
+            timely::dataflow::operators::vec::Map::map(parquet, |_| ()),
+        ]
+    }
+}

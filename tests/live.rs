@@ -1,0 +1,352 @@
+//! End-to-end tests of the live path against a separate Kafka-protocol broker (tansu,
+//! installed and started by `scripts/kafka-broker.sh`): feature topics equal the
+//! backfill's rows value for value, and bad or late records land in the dead-letter topic.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+use arrow_array::Array;
+use arrow_schema::DataType;
+use common::{assert_ok, marketflow, sample};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+
+const PORT: &str = "19093";
+
+/// Starts (or finds) the test broker and returns its address.
+fn broker() -> String {
+    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-broker.sh"))
+        .args(["start", "--port", PORT])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run scripts/kafka-broker.sh");
+    assert!(out.status.success(), "the broker did not start");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn create_topic(name: &str, partitions: u32) {
+    let status =
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-broker.sh"))
+            .args(["topic", name, &partitions.to_string(), "--port", PORT])
+            .status()
+            .unwrap();
+    assert!(status.success(), "creating topic {name}");
+}
+
+/// A config for a live job on `brokers`, reading `topic`, writing under `dir`.
+fn write_config(dir: &Path, brokers: &str, source: &str, topic: &str, prefix: &str) -> PathBuf {
+    let path = dir.join("live.toml");
+    let text = format!(
+        r#"[kafka]
+brokers = "{brokers}"
+[[sources]]
+name = "{source}"
+kind = "trades"
+topic = "{topic}"
+[time]
+max_out_of_orderness = "2s"
+allowed_lateness = "0s"
+idle_timeout = "1s"
+[features]
+resolutions = ["1s", "1m", "5m"]
+rolling_window = 60
+benchmark = "spot:BTCUSDT"
+[sinks.kafka]
+topic_prefix = "{prefix}"
+[sinks.parquet]
+output = "{}"
+[progress]
+interval = "1s"
+"#,
+        dir.join("live").display()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spawn_run(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_marketflow"))
+        .args(["--config", config.to_str().unwrap(), "run"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "run exited {status}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run did not stop within 30 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every record of `topic` as JSON objects.
+fn consume(config: &Path, topic: &str) -> Vec<serde_json::Map<String, Value>> {
+    let out = marketflow(&[
+        "--config",
+        config.to_str().unwrap(),
+        "consume",
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--idle-exit",
+        "2",
+    ]);
+    assert_ok(&out);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| match serde_json::from_str(l).unwrap() {
+            Value::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        })
+        .collect()
+}
+
+/// Rows of one feature set and resolution of a Parquet output as JSON objects.
+fn parquet_rows(out: &Path, set: &str, res: &str) -> Vec<serde_json::Map<String, Value>> {
+    let mut rows = Vec::new();
+    for file in common::parquet_files(&out.join(set).join(format!("resolution={res}"))) {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let b = batch.unwrap();
+            for i in 0..b.num_rows() {
+                let mut m = serde_json::Map::new();
+                for (c, f) in b.schema().fields().iter().enumerate() {
+                    let col = b.column(c);
+                    let v = if col.is_null(i) {
+                        Value::Null
+                    } else {
+                        match f.data_type() {
+                            DataType::Utf8 => Value::from(col.as_string::<i32>().value(i)),
+                            DataType::Float64 => {
+                                Value::from(col.as_primitive::<Float64Type>().value(i))
+                            }
+                            DataType::Int64 => {
+                                Value::from(col.as_primitive::<Int64Type>().value(i))
+                            }
+                            DataType::Timestamp(..) => {
+                                Value::from(col.as_primitive::<TimestampMillisecondType>().value(i))
+                            }
+                            other => panic!("unexpected type {other}"),
+                        }
+                    };
+                    m.insert(f.name().clone(), v);
+                }
+                rows.push(m);
+            }
+        }
+    }
+    rows
+}
+
+fn key_of(m: &serde_json::Map<String, Value>) -> String {
+    let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let we = m.get("window_end").and_then(Value::as_i64).unwrap_or(0);
+    format!(
+        "{}|{}|{}|{}|{we}",
+        s("symbol"),
+        s("symbol_a"),
+        s("symbol_b"),
+        s("kind")
+    )
+}
+
+fn same(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) if a.is_f64() || b.is_f64() => {
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+        }
+        _ => a == b,
+    }
+}
+
+#[test]
+fn live_feature_topics_equal_the_backfill_value_for_value() {
+    let brokers = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("parity{}", std::process::id());
+    let topic = format!("{tag}.raw");
+    create_topic(&topic, 4);
+    let prefix = format!("{tag}.feature.");
+    let config = write_config(dir.path(), &brokers, &tag, &topic, &prefix);
+    let sample = sample();
+    let produced = marketflow(&[
+        "--config",
+        config.to_str().unwrap(),
+        "produce",
+        "--input",
+        sample.to_str().unwrap(),
+        "--topic",
+        &topic,
+    ]);
+    assert_ok(&produced);
+    let backfill_out = dir.path().join("backfill");
+    assert_ok(&marketflow(&[
+        "--config",
+        config.to_str().unwrap(),
+        "backfill",
+        "--input",
+        sample.to_str().unwrap(),
+        "--output",
+        backfill_out.to_str().unwrap(),
+    ]));
+    // Live closes every window up to the watermark: max event time − 2 s.
+    let watermark = 1_723_161_905_800 - 2_000;
+    let expected = |set: &str, res: &str| -> Vec<_> {
+        parquet_rows(&backfill_out, set, res)
+            .into_iter()
+            .filter(|m| m["window_end"].as_i64().unwrap() <= watermark)
+            .collect()
+    };
+    let want_bars = expected("bars", "1s").len();
+    let child = spawn_run(&config);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = consume(&config, &format!("{prefix}bars.1s")).len();
+        if got >= want_bars {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {got} of {want_bars} 1s bars after 90 s"
+        );
+    }
+    stop(child);
+    for set in ["bars", "indicators", "correlation", "beta", "alerts"] {
+        for res in ["1s", "1m", "5m"] {
+            let want = expected(set, res);
+            let got = consume(&config, &format!("{prefix}{set}.{res}"));
+            let mut got_by: BTreeMap<String, serde_json::Map<String, Value>> = BTreeMap::new();
+            for mut m in got {
+                assert_eq!(m.remove("schema"), Some(Value::from(format!("{set}.v1"))));
+                assert_eq!(m.remove("revision"), Some(Value::from(0)));
+                assert!(
+                    got_by.insert(key_of(&m), m).is_none(),
+                    "{set}.{res}: a key twice"
+                );
+            }
+            assert_eq!(got_by.len(), want.len(), "{set}.{res}: row count");
+            for w in &want {
+                let g = got_by
+                    .get(&key_of(w))
+                    .unwrap_or_else(|| panic!("{set}.{res}: missing {}", key_of(w)));
+                assert_eq!(g.len(), w.len(), "{set}.{res}: fields");
+                for (k, v) in w {
+                    assert!(
+                        same(v, &g[k]),
+                        "{set}.{res} {} {k}: live {} backfill {v}",
+                        key_of(w),
+                        g[k]
+                    );
+                }
+            }
+        }
+    }
+    // The lake holds the finished hour once, with the backfill's bars.
+    let live_bars: Vec<_> = parquet_rows(&dir.path().join("live"), "bars", "1m");
+    let want: Vec<_> = parquet_rows(&backfill_out, "bars", "1m")
+        .into_iter()
+        .filter(|m| m["window_end"].as_i64().unwrap() <= 1_723_161_600_000)
+        .collect();
+    assert_eq!(live_bars, want);
+}
+
+#[test]
+fn bad_and_late_records_go_to_the_dead_letter_topic() {
+    let brokers = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("dlq{}", std::process::id());
+    let topic = format!("{tag}.raw");
+    create_topic(&topic, 1);
+    let prefix = format!("{tag}.feature.");
+    let config = write_config(dir.path(), &brokers, &tag, &topic, &prefix);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let t = |ts: i64, price: &str| {
+        format!(
+            r#"{{"ts_ms":{ts},"symbol":"BTCUSDT","price":{price},"qty":1,"is_buyer_maker":false}}"#
+        )
+    };
+    let messages = vec![
+        t(1_000, "10"),
+        t(3_500, "11"),
+        t(2_600, "12"), // out of order within 2 s: counted in its bar
+        t(9_000, "13"),
+        t(2_000, "14"), // behind the watermark (7 s): late
+        "{not json".to_string(),
+        t(9_100, "-5"),
+        r#"{"ts_ms":9200,"symbol":"BTCUSDT","price":"x","qty":1,"is_buyer_maker":false}"#
+            .to_string(),
+        t(20_000, "15"),
+    ];
+    let send = |batch: &[String]| {
+        for m in batch {
+            producer
+                .send(BaseRecord::<str, str>::to(&topic).key("BTCUSDT").payload(m))
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    send(&messages[..4]);
+    let child = spawn_run(&config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Watermark 7 s: wait for the bar ending at 4 s before sending the rest.
+    while consume(&config, &format!("{prefix}bars.1s")).len() < 3 {
+        assert!(Instant::now() < deadline, "no bars after 60 s");
+    }
+    send(&messages[4..]);
+    let dlq = loop {
+        let got = consume(&config, &format!("dlq.{tag}"));
+        if got.len() >= 4 {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "dead letters: {got:?}");
+    };
+    let bars = consume(&config, &format!("{prefix}bars.1s"));
+    stop(child);
+    let reasons: Vec<&str> = dlq.iter().map(|m| m["reason"].as_str().unwrap()).collect();
+    assert_eq!(
+        reasons,
+        ["late", "parse_error", "invalid_price", "invalid_price"]
+    );
+    assert_eq!(dlq[0]["raw"].as_str().unwrap(), messages[4]);
+    let closes: Vec<(i64, f64)> = bars
+        .iter()
+        .map(|b| {
+            (
+                b["window_end"].as_i64().unwrap(),
+                b["close"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    // Bars up to the watermark (18 s): the out-of-order trade closes the 3 s bar.
+    assert_eq!(
+        closes,
+        [(2_000, 10.0), (3_000, 12.0), (4_000, 11.0), (10_000, 13.0)]
+    );
+}
