@@ -92,8 +92,7 @@ pub fn topic_partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>
     };
     if let Some(e) = t.error() {
         return Err(ConnectorError::Kafka(format!(
-            "topic {topic}: {:?}",
-            rdkafka::types::RDKafkaRespErr::from(e)
+            "topic {topic} does not exist or is unavailable ({e:?})"
         )));
     }
     let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
