@@ -1,4 +1,4 @@
-//! `marketflow simulate`: a seeded synthetic market written to a file.
+//! `marketflow simulate`: a seeded synthetic market written to a file or a Kafka topic.
 
 use anyhow::Context;
 use connectors::simulate::{write_trades, SimConfig, SimFormat};
@@ -12,22 +12,22 @@ use crate::UsageError;
 const START_MS: i64 = 1_704_067_200_000;
 
 /// Writes the simulated market to `--output`.
-pub fn run(args: SimulateArgs, _config: Validated) -> anyhow::Result<()> {
+pub fn run(args: SimulateArgs, config: Validated) -> anyhow::Result<()> {
     if args.symbols == 0 || args.minutes == 0 {
         return Err(UsageError("--symbols and --minutes must be at least 1".into()).into());
     }
-    let Some(output) = args.output else {
-        return Err(UsageError("simulate --topic needs the live Kafka path, which this build does not have yet; use --output".into()).into());
-    };
-    let format = SimFormat::from_path(&output).ok_or_else(|| {
-        UsageError(format!("--output {output}: unknown extension (use .parquet, .csv, .csv.gz, .csv.zst, .jsonl or .jsonl.gz)"))
-    })?;
     let sim = SimConfig {
         symbols: args.symbols,
         minutes: args.minutes,
         seed: args.seed,
         start_ms: START_MS,
     };
+    let Some(output) = args.output else {
+        return to_topic(&sim, args.topic.as_deref().unwrap_or_default(), &config);
+    };
+    let format = SimFormat::from_path(&output).ok_or_else(|| {
+        UsageError(format!("--output {output}: unknown extension (use .parquet, .csv, .csv.gz, .csv.zst, .jsonl or .jsonl.gz)"))
+    })?;
     let (dir, name) = output.rsplit_once('/').unwrap_or((".", output.as_str()));
     let location = Location::parse(if dir.is_empty() { "/" } else { dir })
         .map_err(|e| UsageError(format!("--output: {e}")))?;
@@ -55,6 +55,33 @@ pub fn run(args: SimulateArgs, _config: Validated) -> anyhow::Result<()> {
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         output = %location.child_url(name),
         "simulation written"
+    );
+    Ok(())
+}
+
+/// Produces the simulated market to a Kafka topic, in time order, as fast as possible.
+fn to_topic(sim: &SimConfig, topic: &str, config: &Validated) -> anyhow::Result<()> {
+    let settings = super::produce::brokers(config)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("marketflow-sim-")
+        .tempdir()?;
+    let path = tmp.path().join("trades.jsonl");
+    write_trades(sim, &path, SimFormat::from_path("x.jsonl").expect("jsonl"))?;
+    let started = std::time::Instant::now();
+    let stats = super::produce::produce_files(
+        &settings,
+        topic,
+        &[path.display().to_string()],
+        connectors::decode::Kind::Trades,
+        connectors::decode::FormatHint::Canonical,
+        connectors::kafka::Speed(0.0),
+    )?;
+    tracing::info!(
+        topic,
+        trades = stats.records,
+        seed = sim.seed,
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "simulation produced"
     );
     Ok(())
 }
