@@ -119,7 +119,7 @@ impl Watermarks {
 /// use connectors::kafka::CommitTracker;
 /// let mut c = CommitTracker::new(2);
 /// for (off, ts) in [(10, 100), (11, 300), (12, 200), (13, 500)] { c.push(off, ts); }
-/// assert_eq!(c.committable(|ts| ts < 250), None);       // block [10,11] holds ts 300
+/// assert_eq!(c.committable(|ts| ts < 250), Some(10)); // block [10, 11] holds ts 300
 /// assert_eq!(c.committable(|ts| ts < 400), Some(12));
 /// assert_eq!(c.committable(|ts| ts < 1000), Some(14));
 /// ```
@@ -222,12 +222,18 @@ mod tests {
         assert_eq!(c.committable(|_| true), None);
         c.skip(4);
         assert_eq!(c.committable(|_| true), Some(5));
-        for (o, ts) in (5..15).zip([1, 9, 2, 3, 4, 5, 6, 7, 8, 9]) {
+        // Blocks of 3 records: [5..=7] max 3, [8..=10] max 9, [11..=13] max 8, [14] max 9.
+        for (o, ts) in (5..15).zip([1, 2, 3, 9, 4, 5, 6, 7, 8, 9]) {
             c.push(o, ts);
         }
-        assert_eq!(c.committable(|ts| ts < 5), None);
-        assert_eq!(c.committable(|ts| ts < 9), Some(8));
+        assert_eq!(c.committable(|ts| ts < 3), None);
+        assert_eq!(c.committable(|ts| ts < 5), Some(8));
         assert_eq!(c.pending_blocks(), 3);
+        assert_eq!(
+            c.committable(|ts| ts < 9),
+            None,
+            "offset 8 still holds ts 9"
+        );
         assert_eq!(c.committable(|ts| ts < 10), Some(15));
         assert_eq!(c.committable(|ts| ts < 10), None);
     }
