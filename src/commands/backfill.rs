@@ -43,15 +43,7 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::cluster::validate(&args.timely)?;
     let source = config.config.sources.first().cloned().unwrap_or_default();
-    let kind = match args.kind.as_deref().unwrap_or(source.kind.as_str()) {
-        "candles" => Kind::Candles,
-        _ => Kind::Trades,
-    };
-    let format = match source.format.as_str() {
-        "canonical" => FormatHint::Canonical,
-        "binance" => FormatHint::Binance,
-        _ => FormatHint::Auto,
-    };
+    let (kind, format) = input_kind(&source, args.kind.as_deref());
     let from_ms = args
         .from
         .as_deref()
@@ -227,6 +219,24 @@ fn default_run_id(inputs: &[String]) -> String {
     let now = chrono::Utc::now();
     let h = operators::route::stable_hash(inputs.join("\n").as_bytes());
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), h as u32)
+}
+
+/// What a command reads: `--kind` if given, else the source's kind, and the source's
+/// accepted layouts.
+pub fn input_kind(
+    source: &crate::config::SourceConfig,
+    kind_arg: Option<&str>,
+) -> (Kind, FormatHint) {
+    let kind = match kind_arg.unwrap_or(source.kind.as_str()) {
+        "candles" => Kind::Candles,
+        _ => Kind::Trades,
+    };
+    let format = match source.format.as_str() {
+        "canonical" => FormatHint::Canonical,
+        "binance" => FormatHint::Binance,
+        _ => FormatHint::Auto,
+    };
+    (kind, format)
 }
 
 /// The graph's feature settings from the `[features]` section.

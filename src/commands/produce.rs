@@ -37,15 +37,7 @@ pub fn run(args: ProduceArgs, config: Validated) -> anyhow::Result<()> {
         );
     }
     let source = config.config.sources.first().cloned().unwrap_or_default();
-    let kind = match args.kind.as_deref().unwrap_or(source.kind.as_str()) {
-        "candles" => Kind::Candles,
-        _ => Kind::Trades,
-    };
-    let format = match source.format.as_str() {
-        "canonical" => FormatHint::Canonical,
-        "binance" => FormatHint::Binance,
-        _ => FormatHint::Auto,
-    };
+    let (kind, format) = super::backfill::input_kind(&source, args.kind.as_deref());
     let inputs = list_inputs(&args.input).map_err(|e| UsageError(e.to_string()))?;
     let started = Instant::now();
     let stats = produce_files(

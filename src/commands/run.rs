@@ -114,11 +114,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
             name: s.name.clone(),
             topic: s.topic.clone(),
             partitions,
-            kind: if s.kind == "candles" {
-                Kind::Candles
-            } else {
-                Kind::Trades
-            },
+            kind: super::backfill::input_kind(s, None).0,
             symbol_prefix: s.symbol_prefix.clone(),
             max_out_of_orderness_ms: parse_duration_ms(&c.time.max_out_of_orderness).unwrap_or(0),
             idle_timeout: Duration::from_millis(

@@ -49,12 +49,12 @@ impl ProducerContext for DeliveryErrors {
 }
 
 /// The producer type of the sinks.
-pub type Producer_ = rdkafka::producer::BaseProducer<DeliveryErrors>;
+pub type SinkProducer = rdkafka::producer::BaseProducer<DeliveryErrors>;
 
 /// One idempotent producer shared by the Kafka sinks of a worker.
 #[derive(Clone)]
 pub struct SharedProducer {
-    inner: Rc<Producer_>,
+    inner: Rc<SinkProducer>,
     errors: DeliveryErrors,
 }
 
@@ -65,7 +65,7 @@ impl SharedProducer {
         let mut c = settings.client_config();
         c.set("enable.idempotence", "true");
         c.set("linger.ms", "1");
-        let inner: Producer_ = c
+        let inner: SinkProducer = c
             .create_with_context(errors.clone())
             .map_err(|e| ConnectorError::Kafka(format!("creating a producer: {e}")))?;
         Ok(SharedProducer {
