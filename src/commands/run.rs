@@ -128,7 +128,8 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         });
     }
     drop(meta);
-    let bars = BarsConfig::new(&config.resolutions)?;
+    let mut bars = BarsConfig::new(&config.resolutions)?;
+    bars.lateness_ms = lateness_ms;
     let job = Arc::new(LiveJob {
         sources,
         features: feature_config(bars, &c.features),

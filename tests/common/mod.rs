@@ -2,6 +2,8 @@
 //! back with arrow, and a from-scratch reference for bars.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -21,25 +21,25 @@ pub struct KafkaRecord {
     pub value: String,
 }
 
-/// Encodes `rows` as Kafka records with the given revision.
+/// Encodes `rows` as Kafka records, each with its own [`FeatureRow::revision`].
 ///
 /// ```
 /// use connectors::kafka::rows_to_json;
 /// use operators::comoments::CorrRow;
 /// let row = CorrRow { resolution_ms: 60_000, window_end: 120_000, symbol_a: "A".into(),
 ///     symbol_b: "B".into(), corr: None, n: 60 };
-/// let recs = rows_to_json(&[row], 0).unwrap();
+/// let recs = rows_to_json(&[row]).unwrap();
 /// assert_eq!(recs[0].key, "A|B");
 /// assert_eq!(recs[0].resolution, "1m");
 /// assert_eq!(recs[0].value, r#"{"resolution":"1m","window_end":120000,"symbol_a":"A","symbol_b":"B","corr":null,"n":60,"schema":"correlation.v1","revision":0}"#);
 /// ```
-pub fn rows_to_json<R: FeatureRow>(rows: &[R], revision: i64) -> Result<Vec<KafkaRecord>> {
+pub fn rows_to_json<R: FeatureRow>(rows: &[R]) -> Result<Vec<KafkaRecord>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
     let batch = R::to_batch(rows)?;
     let mut out = Vec::with_capacity(rows.len());
-    for i in 0..batch.num_rows() {
+    for (i, row) in rows.iter().enumerate() {
         let mut value = String::with_capacity(256);
         value.push('{');
         for (c, field) in batch.schema().fields().iter().enumerate() {
@@ -52,7 +52,7 @@ pub fn rows_to_json<R: FeatureRow>(rows: &[R], revision: i64) -> Result<Vec<Kafk
         }
         value.push_str(",\"schema\":");
         push_str(&mut value, &format!("{}.v1", R::SET));
-        value.push_str(&format!(",\"revision\":{revision}}}"));
+        value.push_str(&format!(",\"revision\":{}}}", row.revision()));
         out.push(KafkaRecord {
             resolution: text(&batch, "resolution", i).unwrap_or_default(),
             key: row_key(&batch, i),

@@ -186,7 +186,7 @@ impl<'scope, R: FeatureRow> KafkaFeatureSink<'scope, R> for Stream<'scope, i64, 
         let prefix = format!("{topic_prefix}{}.", R::SET);
         let name = format!("KafkaSink({})", R::SET);
         produce_stream(self, &name, producer, errors, move |rows, p| {
-            let records = rows_to_json(&rows, 0)?;
+            let records = rows_to_json(&rows)?;
             let mut topic = String::new();
             for r in &records {
                 topic.clear();

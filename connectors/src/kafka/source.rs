@@ -378,8 +378,13 @@ impl Ctx<'_> {
                 self.progress.skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if ts < self.watermark {
-                let detail = format!("event time {ts} is behind the watermark {}", self.watermark);
+            // Within the allowed lateness a record restates the bars it falls in.
+            let horizon = self.watermark.saturating_sub(self.config.done.lateness_ms);
+            if ts < horizon {
+                let detail = format!(
+                    "event time {ts} is behind the watermark {} minus the allowed lateness",
+                    self.watermark
+                );
                 self.chunk.push_reject(reject(RejectReason::Late, detail));
                 continue;
             }

@@ -25,8 +25,13 @@ pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
     fn resolution_ms(&self) -> i64;
     /// The end of the row's window, epoch ms (partitions are by window end).
     fn window_end(&self) -> i64;
-    /// File order: `(symbol, window_end)` for per-symbol sets.
+    /// File order: `(symbol, window_end)` for per-symbol sets; rows equal under it are
+    /// revisions of one row.
     fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering;
+    /// 0 when first emitted, then +1 for each restatement (only bars are restated).
+    fn revision(&self) -> u32 {
+        0
+    }
     /// The Arrow schema of the set.
     fn schema() -> SchemaRef;
     /// Rows as one Arrow batch of `schema()`.
@@ -89,6 +94,10 @@ pub(crate) fn i64_array(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
 
 impl FeatureRow for Bar {
     const SET: &'static str = "bars";
+
+    fn revision(&self) -> u32 {
+        self.revision
+    }
 
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms

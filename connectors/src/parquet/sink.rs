@@ -91,7 +91,11 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
                     if errors.is_set() {
                         continue;
                     }
-                    rows.sort_by(R::sort_cmp);
+                    // The last revision of a restated row replaces the earlier ones.
+                    rows.sort_by(|a, b| R::sort_cmp(a, b).then(b.revision().cmp(&a.revision())));
+                    if rows.iter().any(|r| r.revision() > 0) {
+                        rows.dedup_by(|later, first| R::sort_cmp(later, first).is_eq());
+                    }
                     let rel = format!("{}/{PART_FILE}", partition_dir(R::SET, key.0, key.1));
                     match encode_parquet(&rows, &rel).and_then(|bytes| {
                         let digest = hex_digest(&Sha256::digest(&bytes));

@@ -163,6 +163,7 @@ impl BarAcc {
             trades: self.trades,
             buy_volume,
             sell_volume: self.buy.map(|b| (self.volume - b).to_f64()),
+            revision: 0,
         }
     }
 }
@@ -198,4 +199,6 @@ pub struct Bar {
     pub buy_volume: Option<f64>,
     /// volume − buy_volume.
     pub sell_volume: Option<f64>,
+    /// 0 when first emitted, then +1 for each restatement by a late trade.
+    pub revision: u32,
 }

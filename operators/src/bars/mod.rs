@@ -35,6 +35,9 @@ pub struct BarsConfig {
     pub resolutions: Vec<Resolution>,
     /// How long trade ids are remembered behind the frontier for dedup, in ms.
     pub dedup_horizon_ms: i64,
+    /// How long emitted bars are kept so that a late trade restates them (revision + 1),
+    /// in ms behind the frontier. Later trades are rejected as `late`.
+    pub lateness_ms: i64,
 }
 
 impl BarsConfig {
@@ -45,6 +48,7 @@ impl BarsConfig {
         Ok(BarsConfig {
             resolutions,
             dedup_horizon_ms,
+            lateness_ms: 0,
         })
     }
 }
@@ -107,7 +111,8 @@ impl<'scope> Bars<'scope> for Stream<'scope, i64, Vec<SymbolBatch>> {
         let plan = Plan {
             finest: config.resolutions.first().map(|r| r.ms).unwrap_or(1000),
             all: config.resolutions.iter().map(|r| r.ms).collect(),
-            dedup_horizon_ms: config.dedup_horizon_ms,
+            dedup_horizon_ms: config.dedup_horizon_ms.max(config.lateness_ms),
+            lateness_ms: config.lateness_ms,
         };
 
         builder.build(move |mut caps| {

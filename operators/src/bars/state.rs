@@ -21,6 +21,13 @@ pub(crate) struct SymbolState {
     accs: BTreeMap<i64, BTreeMap<i64, BarAcc>>,
     /// Trade ids kept within the dedup horizon.
     seen: Dedup,
+    /// Emitted bars kept for restatement within the allowed lateness:
+    /// `(resolution_ms, start) -> (acc, revision)`.
+    emitted: BTreeMap<i64, BTreeMap<i64, (BarAcc, u32)>>,
+    /// Candle parts that fell into windows already emitted: `(resolution_ms, start, acc)`.
+    late_candles: Vec<(i64, i64, BarAcc)>,
+    /// The frontier of the last `finalize`: windows ending at or before it were emitted.
+    closed_to: Option<i64>,
 }
 
 /// What the operator needs to know about resolutions.
@@ -31,6 +38,8 @@ pub(crate) struct Plan {
     pub all: Vec<i64>,
     /// How long trade ids are remembered behind the frontier, in ms.
     pub dedup_horizon_ms: i64,
+    /// How long emitted bars can still be restated, in ms behind the frontier.
+    pub lateness_ms: i64,
 }
 
 impl SymbolState {
@@ -54,7 +63,11 @@ impl SymbolState {
             );
             for r in targets {
                 let start = c.ts_ms.div_euclid(r) * r;
-                merge_into(self.accs.entry(r).or_default(), start, &acc);
+                if self.closed_to.is_some_and(|f| start.saturating_add(r) <= f) {
+                    self.late_candles.push((r, start, acc.clone()));
+                } else {
+                    merge_into(self.accs.entry(r).or_default(), start, &acc);
+                }
             }
         }
     }
@@ -102,10 +115,29 @@ impl SymbolState {
             // Stable, so equal keys keep their arrival order (SPEC section 5).
             self.ready.sort_by_key(Trade::order_key);
             let mut ready = std::mem::take(&mut self.ready);
-            self.aggregate(symbol, plan, &ready, bars, rejects);
+            // Trades of windows emitted by an earlier call restate them; sorted by
+            // time, they are a prefix.
+            let late = self.closed_to.map_or(0, |f| {
+                let prev_cut = f.div_euclid(plan.finest) * plan.finest;
+                ready.partition_point(|t| t.ts_ms < prev_cut)
+            });
+            self.restate(symbol, plan, &ready[..late], bars, rejects);
+            self.aggregate(symbol, plan, &ready[late..], bars, rejects);
             ready.clear();
             self.ready = ready;
         }
+        let horizon = self
+            .closed_to
+            .unwrap_or(i64::MIN)
+            .saturating_sub(plan.lateness_ms);
+        for (r, start, acc) in std::mem::take(&mut self.late_candles) {
+            if plan.lateness_ms == 0 || start.saturating_add(r) <= horizon {
+                rejects.push(late_candle(symbol, r, start, horizon));
+            } else {
+                self.restate_window(symbol, r, start, &acc, bars);
+            }
+        }
+        let keep = plan.lateness_ms > 0;
         for (&r, windows) in self.accs.iter_mut() {
             while let Some(entry) = windows.first_entry() {
                 if entry.key().saturating_add(r) > frontier {
@@ -113,10 +145,99 @@ impl SymbolState {
                 }
                 let (start, acc) = entry.remove_entry();
                 bars.push(acc.finish(symbol, r, start));
+                if keep {
+                    self.emitted.entry(r).or_default().insert(start, (acc, 0));
+                }
+            }
+        }
+        // No trade the sources accept can reach a window ending lateness behind.
+        let horizon = frontier.saturating_sub(plan.lateness_ms);
+        for (&r, windows) in self.emitted.iter_mut() {
+            while let Some(entry) = windows.first_entry() {
+                if entry.key().saturating_add(r) > horizon {
+                    break;
+                }
+                entry.remove();
             }
         }
         self.seen
             .expire(frontier.saturating_sub(plan.dedup_horizon_ms));
+        self.closed_to = Some(frontier);
+    }
+
+    /// Applies trades whose finest windows were already emitted: within the allowed
+    /// lateness every bar containing them is emitted again with `revision` + 1 (a bar
+    /// still open takes them as usual); older ones are rejected as `late`.
+    fn restate(
+        &mut self,
+        symbol: &str,
+        plan: &Plan,
+        trades: &[Trade],
+        bars: &mut Vec<Bar>,
+        rejects: &mut Vec<Reject>,
+    ) {
+        let horizon = self
+            .closed_to
+            .unwrap_or(i64::MIN)
+            .saturating_sub(plan.lateness_ms);
+        let mut i = 0;
+        while i < trades.len() {
+            let start = trades[i].ts_ms.div_euclid(plan.finest) * plan.finest;
+            let end = start.saturating_add(plan.finest);
+            let mut acc: Option<BarAcc> = None;
+            while i < trades.len() && trades[i].ts_ms < end {
+                let t = &trades[i];
+                i += 1;
+                if end <= horizon || plan.lateness_ms == 0 {
+                    rejects.push(late(symbol, t, horizon));
+                    continue;
+                }
+                if t.trade_id != NO_TRADE_ID && !self.seen.insert(t.exchange, t.trade_id, t.ts_ms) {
+                    rejects.push(duplicate(symbol, t));
+                    continue;
+                }
+                match acc.as_mut() {
+                    Some(a) => a.push_trade(t),
+                    None => acc = Some(BarAcc::from_trade(t)),
+                }
+            }
+            let Some(acc) = acc else { continue };
+            for &r in &plan.all {
+                let start_r = start.div_euclid(r) * r;
+                self.restate_window(symbol, r, start_r, &acc, bars);
+            }
+        }
+    }
+
+    /// Merges `acc` into window `(r, start)`: an emitted window is emitted again with
+    /// its revision + 1, an emitted-empty one for the first time, an open one waits.
+    fn restate_window(
+        &mut self,
+        symbol: &str,
+        r: i64,
+        start: i64,
+        acc: &BarAcc,
+        bars: &mut Vec<Bar>,
+    ) {
+        if self.closed_to.is_none_or(|f| start.saturating_add(r) > f) {
+            merge_into(self.accs.entry(r).or_default(), start, acc);
+            return;
+        }
+        let windows = self.emitted.entry(r).or_default();
+        let (merged, revision) = match windows.get_mut(&start) {
+            Some((a, rev)) => {
+                a.merge(acc);
+                *rev += 1;
+                (a.clone(), *rev)
+            }
+            None => {
+                windows.insert(start, (acc.clone(), 0));
+                (acc.clone(), 0)
+            }
+        };
+        let mut bar = merged.finish(symbol, r, start);
+        bar.revision = revision;
+        bars.push(bar);
     }
 
     /// Aggregates final trades sorted by their order key into finest bars (and rolls
@@ -149,6 +270,10 @@ impl SymbolState {
             }
             if let Some(acc) = acc {
                 bars.push(acc.finish(symbol, plan.finest, start));
+                if plan.lateness_ms > 0 {
+                    let emitted = self.emitted.entry(plan.finest).or_default();
+                    emitted.insert(start, (acc.clone(), 0));
+                }
                 for &r in plan.all.iter().filter(|r| **r > plan.finest) {
                     merge_into(
                         self.accs.entry(r).or_default(),
@@ -162,12 +287,17 @@ impl SymbolState {
 
     /// True when nothing is pending (dedup memory aside).
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.accs.values().all(BTreeMap::is_empty)
+        self.pending.is_empty()
+            && self.accs.values().all(BTreeMap::is_empty)
+            && self.emitted.values().all(BTreeMap::is_empty)
     }
 
     /// Approximate number of records held.
     pub fn size(&self) -> usize {
-        self.pending.len() + self.accs.values().map(BTreeMap::len).sum::<usize>() + self.seen.len()
+        self.pending.len()
+            + self.accs.values().map(BTreeMap::len).sum::<usize>()
+            + self.emitted.values().map(BTreeMap::len).sum::<usize>()
+            + self.seen.len()
     }
 }
 
@@ -180,17 +310,47 @@ fn merge_into(windows: &mut BTreeMap<i64, BarAcc>, start: i64, acc: &BarAcc) {
     }
 }
 
-fn duplicate(symbol: &str, t: &Trade) -> Reject {
-    let raw = format!(
+fn trade_json(symbol: &str, t: &Trade) -> String {
+    format!(
         r#"{{"ts_ms":{},"symbol":{:?},"price":{},"qty":{},"is_buyer_maker":{},"trade_id":{}}}"#,
         t.ts_ms, symbol, t.price, t.qty, t.is_buyer_maker, t.trade_id
-    );
+    )
+}
+
+fn duplicate(symbol: &str, t: &Trade) -> Reject {
     Reject {
         reason: RejectReason::Duplicate,
         source: String::new(),
         position: 0,
         seq: t.seq,
         detail: format!("trade_id {} of {} already seen", t.trade_id, symbol),
-        raw,
+        raw: trade_json(symbol, t),
+    }
+}
+
+fn late(symbol: &str, t: &Trade, horizon: i64) -> Reject {
+    Reject {
+        reason: RejectReason::Late,
+        source: String::new(),
+        position: 0,
+        seq: t.seq,
+        detail: format!(
+            "event time {} is behind the watermark minus the allowed lateness ({horizon})",
+            t.ts_ms
+        ),
+        raw: trade_json(symbol, t),
+    }
+}
+
+fn late_candle(symbol: &str, r: i64, start: i64, horizon: i64) -> Reject {
+    Reject {
+        reason: RejectReason::Late,
+        source: String::new(),
+        position: 0,
+        seq: 0,
+        detail: format!(
+            "candle of window {start}+{r} ms is behind the watermark minus the allowed lateness ({horizon})"
+        ),
+        raw: format!(r#"{{"symbol":{symbol:?},"window_start":{start},"resolution_ms":{r}}}"#),
     }
 }

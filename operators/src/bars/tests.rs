@@ -107,6 +107,7 @@ fn reference(trades: &[(String, Trade)], resolutions: &[i64]) -> Vec<Bar> {
                     trades: Some(w.len() as i64),
                     buy_volume: Some(buy),
                     sell_volume: Some(volume - buy),
+                    revision: 0,
                 });
             }
         }
@@ -132,11 +133,24 @@ fn run_dataflow(
     resolutions: &[&str],
     workers: usize,
 ) -> (Vec<Bar>, usize) {
+    run_live(trades, resolutions, workers, None)
+}
+
+/// Like `run_dataflow`; with `live = Some((lag, lateness))` each worker's input time is
+/// its largest event time so far minus `lag` (trades behind it are late) and the
+/// operator keeps bars `lateness` ms for restatement.
+fn run_live(
+    trades: Vec<(String, Trade)>,
+    resolutions: &[&str],
+    workers: usize,
+    live: Option<(i64, i64)>,
+) -> (Vec<Bar>, usize) {
     let res: Vec<Resolution> = resolutions
         .iter()
         .map(|r| Resolution::parse(r).unwrap())
         .collect();
-    let config = BarsConfig::new(&res).unwrap();
+    let mut config = BarsConfig::new(&res).unwrap();
+    config.lateness_ms = live.map_or(0, |l| l.1);
     let trades = Arc::new(trades);
     let bars = Arc::new(Mutex::new(Vec::new()));
     let dups = Arc::new(Mutex::new(0usize));
@@ -154,14 +168,28 @@ fn run_dataflow(
                 .0
         });
         let mine: Vec<&(String, Trade)> = trades.iter().skip(index).step_by(peers).collect();
-        let chunks: Vec<&[&(String, Trade)]> = mine.chunks(97).collect();
+        let chunks: Vec<&[&(String, Trade)]> =
+            mine.chunks(if live.is_some() { 16 } else { 97 }).collect();
         let mut suffix_min = vec![i64::MAX; chunks.len() + 1];
         for k in (0..chunks.len()).rev() {
             let m = chunks[k].iter().map(|(_, t)| t.ts_ms).min().unwrap();
             suffix_min[k] = suffix_min[k + 1].min(m);
         }
+        let mut max_ts = i64::MIN;
         for (k, chunk) in chunks.iter().enumerate() {
-            input.advance_to(suffix_min[k]);
+            match live {
+                None => input.advance_to(suffix_min[k]),
+                Some((lag, _)) => {
+                    if max_ts > i64::MIN && max_ts - lag > *input.time() {
+                        input.advance_to(max_ts - lag);
+                        // Let the frontier pass the operator before the late trades.
+                        while probe.less_than(input.time()) {
+                            worker.step();
+                        }
+                    }
+                    max_ts = max_ts.max(chunk.iter().map(|(_, t)| t.ts_ms).max().unwrap());
+                }
+            }
             let mut groups: BTreeMap<&str, Vec<Trade>> = BTreeMap::new();
             for (s, t) in chunk.iter() {
                 groups.entry(s).or_default().push(*t);
@@ -280,4 +308,85 @@ fn candles_roll_up_to_coarser_resolutions() {
     );
     assert_eq!(bar.sell_volume, Some(2.0));
     assert_eq!(Fixed::from_f64(4.0).to_f64(), 4.0);
+}
+
+/// The last revision of every bar, checking that revisions count up from 0.
+fn last_revisions(bars: Vec<Bar>) -> Vec<Bar> {
+    let mut by_key: BTreeMap<(String, i64, i64), Vec<Bar>> = BTreeMap::new();
+    for b in bars {
+        by_key
+            .entry((b.symbol.clone(), b.resolution_ms, b.window_start))
+            .or_default()
+            .push(b);
+    }
+    let mut out = Vec::new();
+    for (key, mut revs) in by_key {
+        revs.sort_by_key(|b| b.revision);
+        let numbers: Vec<u32> = revs.iter().map(|b| b.revision).collect();
+        assert_eq!(
+            numbers,
+            (0..revs.len() as u32).collect::<Vec<_>>(),
+            "{key:?}"
+        );
+        out.push(revs.pop().unwrap());
+    }
+    sort_bars(&mut out);
+    out
+}
+
+#[test]
+fn late_trades_within_lateness_restate_bars_exactly() {
+    for seed in [3u64, 11] {
+        // Unique trade ids, so the dedup's "first arrival" equals "first by order".
+        let mut ids = std::collections::HashSet::new();
+        let trades: Vec<_> = random_trades(seed, 5000)
+            .into_iter()
+            .filter(|(s, t)| t.trade_id == NO_TRADE_ID || ids.insert((s.clone(), t.trade_id)))
+            .collect();
+        let want = reference(&trades, &[1000, 60_000, 300_000]);
+        for workers in [1, 3] {
+            let (got, rejected) = run_live(
+                trades.clone(),
+                &["1s", "1m", "5m"],
+                workers,
+                Some((300, 5_000)),
+            );
+            assert!(
+                got.iter().any(|b| b.revision > 0),
+                "no restatement exercised on {workers} workers, seed {seed}"
+            );
+            assert_eq!(rejected, 0);
+            assert_matches(&last_revisions(got), &want);
+        }
+    }
+}
+
+#[test]
+fn trades_later_than_the_lateness_are_rejected() {
+    let t = |ts: i64, id: i64| {
+        (
+            "BTC".to_string(),
+            Trade {
+                ts_ms: ts,
+                trade_id: id,
+                seq: id as u64,
+                exchange: 0,
+                price: 100.0 + id as f64,
+                qty: 1.0,
+                is_buyer_maker: false,
+            },
+        )
+    };
+    // Time moves to 100 s with the first trades; the late ones follow.
+    let mut trades: Vec<_> = (0..97).map(|i| t(100_000 + i, i)).collect();
+    trades.push(t(99_500, 200)); // within 1 s of lateness: restates the bar at 99 s
+    trades.push(t(90_000, 201)); // 10 s late: rejected
+    let (bars, rejected) = run_live(trades, &["1s"], 1, Some((0, 1_000)));
+    assert_eq!(rejected, 1);
+    let late: Vec<_> = bars.iter().filter(|b| b.window_start < 100_000).collect();
+    assert_eq!(late.len(), 1);
+    assert_eq!(
+        (late[0].window_start, late[0].revision, late[0].close),
+        (99_000, 0, 300.0)
+    );
 }

@@ -46,6 +46,7 @@ fn bar(symbol: &str, start: i64, close: f64, volume: f64) -> Bar {
         trades: Some(1),
         buy_volume: Some(volume),
         sell_volume: Some(0.0),
+        revision: 0,
     }
 }
 

@@ -125,6 +125,11 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                 move |(bars, f1), (ends, f2), output| {
                     bars.for_each(|_, data| {
                         for bar in data.drain(..) {
+                            if bar.revision > 0 {
+                                // Restatements reach the bar sinks only; the grid has
+                                // moved past their windows.
+                                continue;
+                            }
                             let s = series
                                 .entry((bar.symbol.clone(), bar.resolution_ms))
                                 .or_insert_with(|| Series {
@@ -133,6 +138,8 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                                 });
                             if s.last_close.is_none() && bar.window_start < s.next_start {
                                 s.next_start = bar.window_start;
+                            } else if bar.window_start < s.next_start {
+                                continue; // a late first bar of a window already filled
                             }
                             s.pending.insert(bar.window_start, (bar.close, bar.volume));
                         }
