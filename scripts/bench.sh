@@ -35,7 +35,9 @@
 #                                   runs scripts/bench_features.sh (every feature set vs
 #                                   polars, the correlation operator at N = 100 / 500) and
 #                                   scripts/bench_scaling.sh (1x1, 1x2, 2x1 processes x
-#                                   workers) and joins all tables in results-all.md
+#                                   workers) and scripts/bench_live.sh (the live job through
+#                                   the tansu broker: trades/s, CPU, idle CPU, watermark-to-
+#                                   topic delay) and joins all tables in results-all.md
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -248,13 +250,14 @@ report | tee "$BENCH_DIR/results.md"
 say "saved $BENCH_DIR/results.md; logs in $BENCH_DIR/logs, outputs in $BENCH_DIR/out"
 
 # ---- the other benchmarks ----------------------------------------------------------
-# Full feature set vs polars and the correlation operator alone (issue 3), then scaling
-# over processes x workers (issue 5); BENCH_BARS_ONLY=1 skips them.
+# Full feature set vs polars and the correlation operator alone (issue 3), scaling over
+# processes x workers (issue 5), the live job (issue 4); BENCH_BARS_ONLY=1 skips them.
 if [ "${BENCH_BARS_ONLY:-0}" != 1 ]; then
     export BENCH_DIR BENCH_SEED
     scripts/bench_features.sh
     BENCH_SKIP_BUILD=1 scripts/bench_scaling.sh
+    BENCH_SKIP_BUILD=1 scripts/bench_live.sh
     cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-scaling.md" \
-        >"$BENCH_DIR/results-all.md"
+        "$BENCH_DIR/results-live.md" >"$BENCH_DIR/results-all.md"
     say "all tables: $BENCH_DIR/results-all.md"
 fi

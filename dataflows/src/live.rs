@@ -60,7 +60,7 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
     let (bars_stats, stats) = (reporter.bars.clone(), reporter.stats.clone());
     let errors = shared.errors.clone();
     let producer = match SharedProducer::new(&job.sources[0].settings) {
-        Ok(p) => p,
+        Ok(p) => p.with_latency(shared.progress.latency.clone()),
         Err(e) => {
             errors.set(e.to_string());
             return;

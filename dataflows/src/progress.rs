@@ -100,6 +100,8 @@ impl Reporter {
                 .iter()
                 .map(|(p, l)| format!("{p}={}", (l.high - l.next).max(0)))
                 .collect();
+            let latency = live.latency.summary(None);
+            let ms = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
             tracing::info!(
                 worker = self.worker,
                 records_in = bars.records_in,
@@ -109,6 +111,9 @@ impl Reporter {
                 source_rejects = live.rejects.load(Ordering::Relaxed),
                 skipped = live.skipped.load(Ordering::Relaxed),
                 lag = %lag.join(","),
+                latency_p50_ms = latency.map(|l| ms(l.p50)).unwrap_or_default(),
+                latency_p99_ms = latency.map(|l| ms(l.p99)).unwrap_or_default(),
+                latency_samples = latency.map_or(0, |l| l.samples),
                 rows_out = ?stats.rows_out,
                 rejects,
                 rejects_by_reason = ?stats.rejects,

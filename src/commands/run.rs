@@ -177,9 +177,25 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
     if let Some(error) = shared.errors.get().or(failure) {
         anyhow::bail!("live job failed: {error}");
     }
+    let lat = &shared.progress.latency;
+    let latency = lat.summary(None);
+    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1e3);
+    let by_set: Vec<String> = lat
+        .sets()
+        .into_iter()
+        .filter_map(|set| {
+            let s = lat.summary(Some(set))?;
+            Some(format!("{set}:{}/{}", ms(s.p50), ms(s.p99)))
+        })
+        .collect();
     tracing::info!(
         records = shared.progress.records.load(Ordering::Relaxed),
         rejects = shared.progress.rejects.load(Ordering::Relaxed),
+        latency_p50_ms = latency.map(|l| ms(l.p50)).unwrap_or_default(),
+        latency_p99_ms = latency.map(|l| ms(l.p99)).unwrap_or_default(),
+        latency_max_ms = latency.map(|l| ms(l.max)).unwrap_or_default(),
+        latency_samples = latency.map_or(0, |l| l.samples),
+        latency_p50_p99_ms_by_set = %by_set.join(","),
         "live job stopped; sinks flushed and offsets committed"
     );
     Ok(())

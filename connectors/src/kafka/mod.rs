@@ -4,6 +4,7 @@
 
 mod embedded;
 mod json;
+mod latency;
 mod load;
 mod offsets;
 mod sink;
@@ -18,6 +19,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 pub use embedded::EmbeddedBroker;
 pub use json::{row_key, rows_to_json, KafkaRecord};
+pub use latency::{LatencySummary, WatermarkLatency};
 pub use load::{candle_json, produce_chunks, trade_json, ProduceStats, Speed};
 pub use offsets::{DoneRule, OffsetStore, StoredOffset};
 /// The Kafka client library, for commands that read topics directly.

@@ -5,8 +5,8 @@
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use operators::Reject;
 use rdkafka::error::KafkaError;
@@ -19,7 +19,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Stream, StreamVec};
 
 use crate::kafka::json::rows_to_json;
-use crate::kafka::KafkaSettings;
+use crate::kafka::{KafkaSettings, WatermarkLatency};
 use crate::parquet::FeatureRow;
 use crate::rejects::to_json_line;
 use crate::sync::ErrorSlot;
@@ -28,28 +28,62 @@ use crate::{ConnectorError, Result};
 /// How long a flush may take before the sink fails the job.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Counts failed deliveries so a sink can fail the job instead of losing records.
+/// Counts failed deliveries so a sink can fail the job instead of losing records, and
+/// times acknowledged feature rows against the watermark.
 #[derive(Clone, Default)]
 pub struct DeliveryErrors {
     failed: Arc<AtomicU64>,
     last: Arc<Mutex<Option<String>>>,
+    latency: Arc<OnceLock<Arc<WatermarkLatency>>>,
 }
 
 impl ClientContext for DeliveryErrors {}
 
 impl ProducerContext for DeliveryErrors {
-    type DeliveryOpaque = ();
+    /// The window end of a feature row (0 for other records).
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
-        if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+    fn delivery(&self, result: &DeliveryResult<'_>, window_end: usize) {
+        match result {
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            }
+            Ok(_) if window_end > 0 => {
+                if let Some(l) = self.latency.get() {
+                    let set = SETS[(window_end >> SET_SHIFT).min(SETS.len() - 1)];
+                    l.record(set, (window_end & END_MASK) as i64, Instant::now());
+                }
+            }
+            Ok(_) => {}
         }
     }
 }
 
-/// The producer type of the sinks.
-pub type SinkProducer = rdkafka::producer::BaseProducer<DeliveryErrors>;
+/// Feature sets as numbered in a delivery opaque: `set index << SET_SHIFT | window end`.
+const SETS: [&str; 6] = [
+    "bars",
+    "indicators",
+    "alerts",
+    "correlation",
+    "beta",
+    "other",
+];
+const SET_SHIFT: usize = 56;
+const END_MASK: usize = (1 << SET_SHIFT) - 1;
+
+/// The delivery opaque of a feature row of `set` ending at `window_end`.
+fn row_opaque(set: &str, window_end: i64) -> usize {
+    let i = SETS
+        .iter()
+        .position(|s| *s == set)
+        .unwrap_or(SETS.len() - 1);
+    (i << SET_SHIFT) | (window_end.max(0) as usize & END_MASK)
+}
+
+/// The producer type of the sinks: librdkafka's events are served by its own thread,
+/// so acknowledgements are seen as they arrive.
+pub type SinkProducer = rdkafka::producer::ThreadedProducer<DeliveryErrors>;
 
 /// One idempotent producer shared by the Kafka sinks of a worker.
 #[derive(Clone)]
@@ -74,15 +108,37 @@ impl SharedProducer {
         })
     }
 
+    /// Measures the delay from the watermark passing a row's window end to the row's
+    /// acknowledgement into `latency`.
+    pub fn with_latency(self, latency: Arc<WatermarkLatency>) -> SharedProducer {
+        let _ = self.errors.latency.set(latency);
+        self
+    }
+
     /// Queues one record, waiting while librdkafka's queue is full.
     pub fn send(&self, topic: &str, key: &str, value: &[u8]) -> Result<()> {
-        let mut record = BaseRecord::to(topic).key(key).payload(value);
+        self.send_row(topic, key, value, None)
+    }
+
+    /// Queues one feature record of `set` whose window ends at `window_end` (timed
+    /// from the watermark passing it to its acknowledgement when latency is measured).
+    pub fn send_row(
+        &self,
+        topic: &str,
+        key: &str,
+        value: &[u8],
+        window_end: Option<(&str, i64)>,
+    ) -> Result<()> {
+        let opaque = window_end.map_or(0, |(set, e)| row_opaque(set, e));
+        let mut record = BaseRecord::with_opaque_to(topic, opaque)
+            .key(key)
+            .payload(value);
         loop {
             match self.inner.send(record) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
-                    self.inner.poll(Duration::from_millis(10));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
                 Err((e, _)) => {
                     return Err(ConnectorError::Kafka(format!("producing to {topic}: {e}")))
@@ -155,8 +211,6 @@ where
                         Some(f) => c.downgrade(&f),
                         None => cap = None,
                     }
-                } else {
-                    producer.inner.poll(Duration::ZERO);
                 }
             }
         },
@@ -188,11 +242,13 @@ impl<'scope, R: FeatureRow> KafkaFeatureSink<'scope, R> for Stream<'scope, i64, 
         produce_stream(self, &name, producer, errors, move |rows, p| {
             let records = rows_to_json(&rows)?;
             let mut topic = String::new();
-            for r in &records {
+            for (r, row) in records.iter().zip(&rows) {
                 topic.clear();
                 topic.push_str(&prefix);
                 topic.push_str(&r.resolution);
-                p.send(&topic, &r.key, r.value.as_bytes())?;
+                // Restatements are not timed: the watermark passed them long ago.
+                let end = (row.revision() == 0).then(|| (R::SET, row.window_end()));
+                p.send_row(&topic, &r.key, r.value.as_bytes(), end)?;
             }
             Ok(records.len())
         })

@@ -77,6 +77,8 @@ pub struct LiveProgress {
     pub lag: Mutex<BTreeMap<String, PartitionLag>>,
     /// Set on SIGINT/SIGTERM: stop reading, let in-flight work finish.
     pub stop: AtomicBool,
+    /// Delay from the watermark passing a window's end to its rows on the topics.
+    pub latency: Arc<crate::kafka::WatermarkLatency>,
 }
 
 impl LiveProgress {
@@ -187,6 +189,9 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                     (None, Vec::new())
                 }
             };
+            let latency_slot = consumer
+                .as_ref()
+                .map(|_| progress.latency.register_source());
             let started = Instant::now();
             let mut marks = Watermarks::new(
                 parts.len(),
@@ -273,6 +278,9 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                         if wm > *cap_vec[0].time() {
                             for c in cap_vec.iter_mut() {
                                 c.downgrade(&wm);
+                            }
+                            if let Some(slot) = latency_slot {
+                                progress.latency.source_watermark(slot, wm, Instant::now());
                             }
                         }
                     }

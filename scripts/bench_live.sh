@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# bench_live.sh: the live job through a separate broker (tansu from
+# scripts/kafka-broker.sh, on LIVE_PORT). Called by scripts/bench.sh (or alone).
+#
+# 1. Sustained throughput: LIVE_SIZE simulated trades (5 symbols, the Parquet file
+#    bench.sh caches) are produced into a 4-partition topic first; then `marketflow run`
+#    (every feature set, -w LIVE_WORKERS) reads the backlog. Reported: trades/s from the
+#    job's start until its progress line shows every record read, and the job's CPU
+#    (user + system, /proc) per 100k trades/s over that span.
+# 2. Idle CPU: the same job, caught up and receiving nothing, over LIVE_IDLE_S seconds.
+# 3. Latency: a fresh job on a fresh topic while `produce --speed LIVE_SPEED` feeds it a
+#    LIVE_MINUTES-minute simulated market in event-time order; the job's stop line gives
+#    p50/p99 of the delay from the watermark passing a window's end to the brokers'
+#    acknowledgement of the window's rows (target p99 under 10 ms).
+# Writes the markdown table to $BENCH_DIR/results-live.md.
+#
+# Environment: BENCH_DIR (.bench), BENCH_SEED (42), LIVE_SIZE (1000000), LIVE_WORKERS
+# (2), LIVE_IDLE_S (10), LIVE_MINUTES (10), LIVE_SPEED (20), LIVE_PORT (19094),
+# BENCH_SKIP_BUILD=1 to use target/release/marketflow as it is.
+set -euo pipefail
+
+# shellcheck source=scripts/bench_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench_lib.sh"
+
+LIVE_SIZE=${LIVE_SIZE:-1000000}
+LIVE_WORKERS=${LIVE_WORKERS:-2}
+LIVE_IDLE_S=${LIVE_IDLE_S:-10}
+LIVE_MINUTES=${LIVE_MINUTES:-10}
+LIVE_SPEED=${LIVE_SPEED:-20}
+LIVE_PORT=${LIVE_PORT:-19094}
+TICKS=$(getconf CLK_TCK)
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    cargo build --release --bin marketflow
+fi
+input=$(bench_input "$LIVE_SIZE" simulate-live.log)
+LOGS=$BENCH_DIR/logs
+WORK=$BENCH_DIR/live
+rm -rf "$WORK"
+mkdir -p "$WORK" "$LOGS"
+
+brokers=$(scripts/kafka-broker.sh start --port "$LIVE_PORT")
+JOB_PID=
+cleanup() {
+    [ -n "$JOB_PID" ] && kill -KILL "$JOB_PID" 2>/dev/null || true
+    scripts/kafka-broker.sh stop --port "$LIVE_PORT" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# config NAME TOPIC: a live config reading TOPIC, writing under $WORK/NAME.
+config() {
+    cat >"$WORK/$1.toml" <<EOF
+[kafka]
+brokers = "$brokers"
+[[sources]]
+name = "$1"
+kind = "trades"
+topic = "$2"
+[time]
+max_out_of_orderness = "2s"
+idle_timeout = "2s"
+[features]
+resolutions = ["1s", "1m", "5m"]
+rolling_window = 60
+benchmark = "BTCUSDT"
+[sinks.kafka]
+topic_prefix = "$1.feature."
+[sinks.parquet]
+output = "file://$WORK/$1-out"
+[progress]
+interval = "1s"
+EOF
+    printf '%s\n' "$WORK/$1.toml"
+}
+
+cpu_ticks() { # utime + stime of a process, in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; } # calc FORMAT EXPRESSION
+
+# records_read LOG: the largest `read=` of the job's progress lines so far.
+records_read() {
+    { grep -o 'read=[0-9]*' "$1" || true; } | cut -d= -f2 | sort -n | tail -n 1
+}
+
+stop_job() { # SIGTERM, then wait for a clean exit
+    kill -TERM "$JOB_PID"
+    wait "$JOB_PID" || die "the job exited $? on SIGTERM (see $2)"
+    JOB_PID=
+}
+
+# ---- 1. throughput -----------------------------------------------------------------
+cfg=$(config thr bench.thr)
+scripts/kafka-broker.sh topic bench.thr 4 --port "$LIVE_PORT" >/dev/null
+say "producing $LIVE_SIZE trades into bench.thr"
+t0=$(now)
+"$MF" --config "$cfg" produce --input "$input" --topic bench.thr --speed 0 \
+    >"$LOGS/live-produce.log" 2>&1 || { tail -n 20 "$LOGS/live-produce.log" >&2; die "produce failed"; }
+produce_s=$(calc %.2f "$(now) - $t0")
+
+say "live job on the backlog (-w $LIVE_WORKERS)"
+log=$LOGS/live-throughput.log
+t0=$(now)
+"$MF" --config "$cfg" run -w "$LIVE_WORKERS" >"$log" 2>&1 &
+JOB_PID=$!
+while :; do
+    kill -0 "$JOB_PID" 2>/dev/null || { tail -n 20 "$log" >&2; die "the job died"; }
+    read=$(records_read "$log")
+    [ "${read:-0}" -ge "$LIVE_SIZE" ] && break
+    sleep 0.2
+done
+t1=$(now)
+busy_ticks=$(cpu_ticks "$JOB_PID")
+wall=$(calc %.2f "$t1 - $t0")
+rate=$(calc %.0f "$LIVE_SIZE / $wall")
+cpu_s=$(calc %.2f "$busy_ticks / $TICKS")
+cores_per_100k=$(calc %.2f "$cpu_s * 100000 / $LIVE_SIZE")
+
+# ---- 2. idle -----------------------------------------------------------------------
+sleep 3 # let the last windows flush and the sources go idle
+i0=$(cpu_ticks "$JOB_PID")
+sleep "$LIVE_IDLE_S"
+i1=$(cpu_ticks "$JOB_PID")
+idle_pct=$(calc %.2f "($i1 - $i0) * 100 / $TICKS / $LIVE_IDLE_S")
+stop_job "$log"
+
+# ---- 3. latency --------------------------------------------------------------------
+cfg=$(config lat bench.lat)
+scripts/kafka-broker.sh topic bench.lat 4 --port "$LIVE_PORT" >/dev/null
+log=$LOGS/live-latency.log
+"$MF" --config "$cfg" run -w "$LIVE_WORKERS" >"$log" 2>&1 &
+JOB_PID=$!
+say "paced feed: $LIVE_MINUTES simulated minutes at ${LIVE_SPEED}x"
+"$MF" simulate --symbols 5 --minutes "$LIVE_MINUTES" --seed "$BENCH_SEED" \
+    --output "$WORK/lat.parquet" >"$LOGS/live-simulate.log" 2>&1 ||
+    { tail -n 20 "$LOGS/live-simulate.log" >&2; die "simulate failed"; }
+"$MF" --config "$cfg" produce --input "$WORK/lat.parquet" --topic bench.lat \
+    --speed "$LIVE_SPEED" >"$LOGS/live-produce-paced.log" 2>&1 ||
+    { tail -n 20 "$LOGS/live-produce-paced.log" >&2; die "paced produce failed"; }
+sleep 4 # idleness releases the last windows
+stop_job "$log"
+line=$(grep 'live job stopped' "$log" | tail -n 1)
+field() { printf '%s\n' "$line" | grep -o "$1=[^ ]*" | cut -d= -f2 | tr -d '"'; }
+p50=$(field latency_p50_ms)
+p99=$(field latency_p99_ms)
+pmax=$(field latency_max_ms)
+samples=$(field latency_samples)
+by_set=$(field latency_p50_p99_ms_by_set)
+
+{
+    echo "### Live job through tansu (-w $LIVE_WORKERS, every feature set)"
+    echo
+    echo "| measure | value |"
+    echo "|---|---|"
+    echo "| produce $LIVE_SIZE trades into the broker | $produce_s s |"
+    echo "| sustained end-to-end trades/s (backlog of $LIVE_SIZE, $wall s) | $rate |"
+    echo "| job CPU over that span | $cpu_s s |"
+    echo "| CPU cores per 100k trades/s | $cores_per_100k |"
+    echo "| idle CPU (caught up, ${LIVE_IDLE_S} s) | ${idle_pct}% of a core |"
+    echo "| watermark-to-topic delay p50 / p99 / max ($samples rows) | $p50 / $p99 / $pmax ms |"
+    echo "| the same per set, p50/p99 ms | ${by_set//,/, } |"
+} | tee "$BENCH_DIR/results-live.md"
