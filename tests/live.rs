@@ -1,8 +1,7 @@
 //! End-to-end tests of the live path against a separate Kafka-protocol broker (tansu,
 //! installed and started by `scripts/kafka-broker.sh`): feature topics equal the
-//! backfill's rows value for value; bad or late records land in the dead-letter topic and
-//! late ones within the allowed lateness restate their bars; an idle partition does not
-//! stall the watermark; a stopped and restarted job loses nothing and duplicates nothing.
+//! backfill's rows value for value, on one process and on two sharing the partitions;
+//! bad or late records land in the dead-letter topic.
 
 mod common;
 
@@ -17,9 +16,35 @@ use serde_json::Value;
 
 #[test]
 fn live_feature_topics_equal_the_backfill_value_for_value() {
+    parity("parity", |config| vec![spawn_run(config)]);
+}
+
+#[test]
+fn two_processes_of_two_workers_share_the_partitions_and_give_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    let ports = common::free_ports(2);
+    let lines: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    std::fs::write(&hosts, lines.join("\n") + "\n").unwrap();
+    parity("cluster", |config| {
+        (0..2)
+            .map(|p| {
+                let flags = ["-w", "2", "-n", "2", "-p", &p.to_string(), "-h"];
+                let mut extra: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+                extra.push(hosts.to_str().unwrap().to_string());
+                spawn_run_with(config, &extra)
+            })
+            .collect()
+    });
+}
+
+/// Produces the sample into a 4-partition topic, starts the job with `start`, and checks
+/// that all 15 feature topics equal the backfill's rows up to the watermark and that the
+/// finished hour in the lake equals the backfill's.
+fn parity(name: &str, start: impl Fn(&std::path::Path) -> Vec<Job>) {
     let brokers = broker();
     let dir = tempfile::tempdir().unwrap();
-    let tag = format!("parity{}", std::process::id());
+    let tag = format!("{name}{}", std::process::id());
     let topic = format!("{tag}.raw");
     create_topic(&topic, 4);
     let prefix = format!("{tag}.feature.");
@@ -54,7 +79,7 @@ fn live_feature_topics_equal_the_backfill_value_for_value() {
             .collect()
     };
     let want_bars = expected("bars", "1s").len();
-    let child = spawn_run(&config);
+    let jobs = start(&config);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let got = consume(&config, &format!("{prefix}bars.1s")).len();
@@ -66,7 +91,7 @@ fn live_feature_topics_equal_the_backfill_value_for_value() {
             "only {got} of {want_bars} 1s bars after 90 s"
         );
     }
-    stop(child);
+    stop_all(jobs);
     for set in ["bars", "indicators", "correlation", "beta", "alerts"] {
         for res in ["1s", "1m", "5m"] {
             let want = expected(set, res);

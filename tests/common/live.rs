@@ -93,8 +93,14 @@ impl Drop for Job {
 }
 
 pub fn spawn_run(config: &Path) -> Job {
+    spawn_run_with(config, &[])
+}
+
+/// `marketflow --config CONFIG run EXTRA...` (for example cluster flags).
+pub fn spawn_run_with(config: &Path, extra: &[String]) -> Job {
     let child = Command::new(env!("CARGO_BIN_EXE_marketflow"))
         .args(["--config", config.to_str().unwrap(), "run"])
+        .args(extra)
         .env(
             "RUST_LOG",
             std::env::var("LIVE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -106,22 +112,35 @@ pub fn spawn_run(config: &Path) -> Job {
     Job(Some(child))
 }
 
-pub fn stop(mut job: Job) {
-    let mut child = job.0.take().expect("running");
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+/// SIGTERM to the job; it must exit 0 within 30 s.
+pub fn stop(job: Job) {
+    stop_all(vec![job]);
+}
+
+/// SIGTERM to every process of a job at once; each must exit 0 within 30 s.
+pub fn stop_all(mut jobs: Vec<Job>) {
+    let mut children: Vec<Child> = jobs
+        .iter_mut()
+        .map(|j| j.0.take().expect("running"))
+        .collect();
+    for child in &children {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "run exited {status}");
-            return;
+    for child in children.iter_mut() {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "run exited {status}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(
-            Instant::now() < deadline,
-            "run did not stop within 30 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
