@@ -192,14 +192,7 @@ impl SymbolState {
                     rejects.push(late(symbol, t, horizon));
                     continue;
                 }
-                if t.trade_id != NO_TRADE_ID && !self.seen.insert(t.exchange, t.trade_id, t.ts_ms) {
-                    rejects.push(duplicate(symbol, t));
-                    continue;
-                }
-                match acc.as_mut() {
-                    Some(a) => a.push_trade(t),
-                    None => acc = Some(BarAcc::from_trade(t)),
-                }
+                self.take_trade(symbol, t, &mut acc, rejects);
             }
             let Some(acc) = acc else { continue };
             for &r in &plan.all {
@@ -259,14 +252,7 @@ impl SymbolState {
             while i < trades.len() && trades[i].ts_ms < end {
                 let t = &trades[i];
                 i += 1;
-                if t.trade_id != NO_TRADE_ID && !self.seen.insert(t.exchange, t.trade_id, t.ts_ms) {
-                    rejects.push(duplicate(symbol, t));
-                    continue;
-                }
-                match acc.as_mut() {
-                    Some(a) => a.push_trade(t),
-                    None => acc = Some(BarAcc::from_trade(t)),
-                }
+                self.take_trade(symbol, t, &mut acc, rejects);
             }
             if let Some(acc) = acc {
                 bars.push(acc.finish(symbol, plan.finest, start));
@@ -282,6 +268,25 @@ impl SymbolState {
                     );
                 }
             }
+        }
+    }
+
+    /// Adds a final trade to its window's accumulator, unless its trade id was already
+    /// seen (then it is rejected as a duplicate).
+    fn take_trade(
+        &mut self,
+        symbol: &str,
+        t: &Trade,
+        acc: &mut Option<BarAcc>,
+        rejects: &mut Vec<Reject>,
+    ) {
+        if t.trade_id != NO_TRADE_ID && !self.seen.insert(t.exchange, t.trade_id, t.ts_ms) {
+            rejects.push(duplicate(symbol, t));
+            return;
+        }
+        match acc.as_mut() {
+            Some(a) => a.push_trade(t),
+            None => *acc = Some(BarAcc::from_trade(t)),
         }
     }
 
