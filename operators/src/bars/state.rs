@@ -126,12 +126,9 @@ impl SymbolState {
             ready.clear();
             self.ready = ready;
         }
-        let horizon = self
-            .closed_to
-            .unwrap_or(i64::MIN)
-            .saturating_sub(plan.lateness_ms);
+        let horizon = self.restate_horizon(plan);
         for (r, start, acc) in std::mem::take(&mut self.late_candles) {
-            if plan.lateness_ms == 0 || start.saturating_add(r) <= horizon {
+            if start.saturating_add(r) <= horizon {
                 rejects.push(late_candle(symbol, r, start, horizon));
             } else {
                 self.restate_window(symbol, r, start, &acc, bars);
@@ -165,6 +162,14 @@ impl SymbolState {
         self.closed_to = Some(frontier);
     }
 
+    /// Windows ending at or before this can no longer be restated: the frontier of the
+    /// last `finalize` minus the allowed lateness.
+    fn restate_horizon(&self, plan: &Plan) -> i64 {
+        self.closed_to
+            .unwrap_or(i64::MIN)
+            .saturating_sub(plan.lateness_ms)
+    }
+
     /// Applies trades whose finest windows were already emitted: within the allowed
     /// lateness every bar containing them is emitted again with `revision` + 1 (a bar
     /// still open takes them as usual); older ones are rejected as `late`.
@@ -176,28 +181,17 @@ impl SymbolState {
         bars: &mut Vec<Bar>,
         rejects: &mut Vec<Reject>,
     ) {
-        let horizon = self
-            .closed_to
-            .unwrap_or(i64::MIN)
-            .saturating_sub(plan.lateness_ms);
-        let mut i = 0;
-        while i < trades.len() {
-            let start = trades[i].ts_ms.div_euclid(plan.finest) * plan.finest;
-            let end = start.saturating_add(plan.finest);
-            let mut acc: Option<BarAcc> = None;
-            while i < trades.len() && trades[i].ts_ms < end {
-                let t = &trades[i];
-                i += 1;
-                if end <= horizon || plan.lateness_ms == 0 {
-                    rejects.push(late(symbol, t, horizon));
-                    continue;
-                }
-                self.take_trade(symbol, t, &mut acc, rejects);
+        let horizon = self.restate_horizon(plan);
+        for (start, window) in windows(trades, plan.finest) {
+            if start.saturating_add(plan.finest) <= horizon {
+                rejects.extend(window.iter().map(|t| late(symbol, t, horizon)));
+                continue;
             }
-            let Some(acc) = acc else { continue };
+            let Some(acc) = self.accumulate(symbol, window, rejects) else {
+                continue;
+            };
             for &r in &plan.all {
-                let start_r = start.div_euclid(r) * r;
-                self.restate_window(symbol, r, start_r, &acc, bars);
+                self.restate_window(symbol, r, start.div_euclid(r) * r, &acc, bars);
             }
         }
     }
@@ -243,51 +237,45 @@ impl SymbolState {
         bars: &mut Vec<Bar>,
         rejects: &mut Vec<Reject>,
     ) {
-        let window = |t: &Trade| t.ts_ms.div_euclid(plan.finest) * plan.finest;
-        let mut i = 0;
-        while i < trades.len() {
-            let start = window(&trades[i]);
-            let end = start.saturating_add(plan.finest);
-            let mut acc: Option<BarAcc> = None;
-            while i < trades.len() && trades[i].ts_ms < end {
-                let t = &trades[i];
-                i += 1;
-                self.take_trade(symbol, t, &mut acc, rejects);
+        for (start, window) in windows(trades, plan.finest) {
+            let Some(acc) = self.accumulate(symbol, window, rejects) else {
+                continue;
+            };
+            bars.push(acc.finish(symbol, plan.finest, start));
+            if plan.lateness_ms > 0 {
+                let emitted = self.emitted.entry(plan.finest).or_default();
+                emitted.insert(start, (acc.clone(), 0));
             }
-            if let Some(acc) = acc {
-                bars.push(acc.finish(symbol, plan.finest, start));
-                if plan.lateness_ms > 0 {
-                    let emitted = self.emitted.entry(plan.finest).or_default();
-                    emitted.insert(start, (acc.clone(), 0));
-                }
-                for &r in plan.all.iter().filter(|r| **r > plan.finest) {
-                    merge_into(
-                        self.accs.entry(r).or_default(),
-                        start.div_euclid(r) * r,
-                        &acc,
-                    );
-                }
+            for &r in plan.all.iter().filter(|r| **r > plan.finest) {
+                merge_into(
+                    self.accs.entry(r).or_default(),
+                    start.div_euclid(r) * r,
+                    &acc,
+                );
             }
         }
     }
 
-    /// Adds a final trade to its window's accumulator, unless its trade id was already
-    /// seen (then it is rejected as a duplicate).
-    fn take_trade(
+    /// The bar of one window's final trades, rejecting trade ids already seen as
+    /// duplicates; `None` when every trade was a duplicate.
+    fn accumulate(
         &mut self,
         symbol: &str,
-        t: &Trade,
-        acc: &mut Option<BarAcc>,
+        trades: &[Trade],
         rejects: &mut Vec<Reject>,
-    ) {
-        if t.trade_id != NO_TRADE_ID && !self.seen.insert(t.exchange, t.trade_id, t.ts_ms) {
-            rejects.push(duplicate(symbol, t));
-            return;
+    ) -> Option<BarAcc> {
+        let mut acc: Option<BarAcc> = None;
+        for t in trades {
+            if t.trade_id != NO_TRADE_ID && !self.seen.insert(t.exchange, t.trade_id, t.ts_ms) {
+                rejects.push(duplicate(symbol, t));
+                continue;
+            }
+            match acc.as_mut() {
+                Some(a) => a.push_trade(t),
+                None => acc = Some(BarAcc::from_trade(t)),
+            }
         }
-        match acc.as_mut() {
-            Some(a) => a.push_trade(t),
-            None => *acc = Some(BarAcc::from_trade(t)),
-        }
+        acc
     }
 
     /// True when nothing is pending (dedup memory aside).
@@ -304,6 +292,14 @@ impl SymbolState {
             + self.emitted.values().map(BTreeMap::len).sum::<usize>()
             + self.seen.len()
     }
+}
+
+/// Trades sorted by time, grouped by finest window: `(window start, trades)`.
+fn windows(trades: &[Trade], finest: i64) -> impl Iterator<Item = (i64, &[Trade])> {
+    let start = move |t: &Trade| t.ts_ms.div_euclid(finest) * finest;
+    trades
+        .chunk_by(move |a, b| start(a) == start(b))
+        .map(move |w| (start(&w[0]), w))
 }
 
 fn merge_into(windows: &mut BTreeMap<i64, BarAcc>, start: i64, acc: &BarAcc) {
