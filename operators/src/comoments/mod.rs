@@ -26,6 +26,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::{Stream, StreamVec};
 
+use crate::checkpoint::Checkpointing;
 use crate::grid::GridPoint;
 
 /// One row of the `correlation` set.
@@ -67,7 +68,7 @@ pub struct BetaRow {
 }
 
 /// Settings of the co-moments operator.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CoMomentConfig {
     /// W, in grid bars.
     pub window: usize,
@@ -83,6 +84,9 @@ pub type RetRecord = (i64, i64, String, Option<i64>);
 /// Returns waiting for their grid time to complete, keyed by (resolution, window_end).
 type Pending = BTreeMap<(i64, i64), Vec<(String, Option<i64>)>>;
 
+/// The co-moments operator's state at a checkpoint cut, by resolution.
+pub type CoMomentStates = Vec<(i64, CoMoments)>;
+
 /// Extension trait: rolling correlation and beta of a grid stream.
 pub trait RollingCoMoments<'scope> {
     /// Returns the correlation rows (empty unless `correlation`) and the beta rows.
@@ -93,12 +97,39 @@ pub trait RollingCoMoments<'scope> {
         StreamVec<'scope, i64, CorrRow>,
         StreamVec<'scope, i64, BetaRow>,
     );
+
+    /// `rolling_comoments` taking part in checkpoints: the sums are snapshotted at
+    /// every cut and, after a restart, restored (returns before the cut are ignored).
+    fn rolling_comoments_with(
+        self,
+        config: CoMomentConfig,
+        checkpoint: Option<Checkpointing>,
+    ) -> (
+        StreamVec<'scope, i64, CorrRow>,
+        StreamVec<'scope, i64, BetaRow>,
+    );
+}
+
+/// The sums by resolution, in order.
+fn snapshot(state: &BTreeMap<i64, CoMoments>) -> CoMomentStates {
+    state.iter().map(|(r, cm)| (*r, cm.clone())).collect()
 }
 
 impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
     fn rolling_comoments(
         self,
         config: CoMomentConfig,
+    ) -> (
+        StreamVec<'scope, i64, CorrRow>,
+        StreamVec<'scope, i64, BetaRow>,
+    ) {
+        self.rolling_comoments_with(config, None)
+    }
+
+    fn rolling_comoments_with(
+        self,
+        config: CoMomentConfig,
+        checkpoint: Option<Checkpointing>,
     ) -> (
         StreamVec<'scope, i64, CorrRow>,
         StreamVec<'scope, i64, BetaRow>,
@@ -127,12 +158,20 @@ impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
             let mut caps = Some(caps);
             let mut pending: Pending = BTreeMap::new();
             let mut state: BTreeMap<i64, CoMoments> = BTreeMap::new();
+            let mut cp = checkpoint.map(|c| c.checkpointer("comoments", index, peers));
+            let skip_before = cp.as_ref().and_then(|c| c.restored_cut()).unwrap_or(i64::MIN);
+            if let Some((_, restored)) = cp.as_ref().and_then(|c| c.restored::<CoMomentStates>()) {
+                state.extend(restored);
+            }
             let mut warned = false;
             // Reused across invocations: a bar of N = 500 makes 126k rows.
             let (mut corr_rows, mut beta_rows) = (Vec::new(), Vec::new());
             move |frontiers| {
                 input.for_each(|_, data| {
                     for (r, end, sym, ret) in data.drain(..) {
+                        if end < skip_before {
+                            continue;
+                        }
                         pending.entry((end, r)).or_default().push((sym, ret));
                     }
                 });
@@ -141,9 +180,22 @@ impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                     if entry.key().0 > f {
                         break;
                     }
+                    if let Some(cp) = cp.as_mut() {
+                        // The sums before the first return at or after a cut.
+                        let cuts = cp.due(entry.key().0);
+                        if !cuts.is_empty() {
+                            cp.take(&cuts, &snapshot(&state));
+                        }
+                    }
                     let ((end, r), rets) = entry.remove_entry();
                     let cm = state.entry(r).or_insert_with(|| CoMoments::new(config.clone(), index, peers));
                     cm.advance(r, end, rets, &mut corr_rows, &mut beta_rows);
+                }
+                if let Some(cp) = cp.as_mut() {
+                    let cuts = cp.due(f);
+                    if !cuts.is_empty() {
+                        cp.take(&cuts, &snapshot(&state));
+                    }
                 }
                 if f == i64::MAX && !warned && index == 0 {
                     warned = true;

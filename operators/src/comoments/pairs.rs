@@ -3,12 +3,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::comoments::{BetaRow, CoMomentConfig, CorrRow};
 use crate::grid::RET_SCALE;
 use crate::route::symbol_route;
 
 /// Returns of one symbol: the last W+1 (fixed-point) and exact sums over the last W.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Series {
     name: Arc<str>,
     block: u64,
@@ -23,7 +25,7 @@ struct Series {
 }
 
 /// Exact co-moment sums of one owned pair.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PairStats {
     a: usize,
     b: usize,
@@ -32,7 +34,7 @@ pub struct PairStats {
 }
 
 /// Rolling co-moments of every pair this worker owns, at one resolution.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CoMoments {
     config: CoMomentConfig,
     index: usize,

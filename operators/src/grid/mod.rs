@@ -18,6 +18,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Stream, StreamVec};
 
+use crate::checkpoint::Checkpointing;
 use crate::route::symbol_route;
 use crate::Bar;
 
@@ -49,7 +50,7 @@ impl GridPoint {
     }
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Series {
     /// Next window start to emit.
     next_start: i64,
@@ -95,6 +96,29 @@ impl Series {
     }
 }
 
+/// The grid's state at a checkpoint cut: every series with the bars before the cut.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GridState {
+    series: Vec<((String, i64), Series)>,
+}
+
+impl GridState {
+    /// The state of `series` at `cut`: bars ending at or after it are left out (they are
+    /// read again after a restart), and so are series that only hold such bars.
+    fn at(series: &HashMap<(String, i64), Series>, cut: i64) -> GridState {
+        let mut kept: Vec<((String, i64), Series)> = series
+            .iter()
+            .filter_map(|(key, s)| {
+                let mut s = s.clone();
+                s.pending.retain(|start, _| start + key.1 < cut);
+                (s.last_close.is_some() || !s.pending.is_empty()).then(|| (key.clone(), s))
+            })
+            .collect();
+        kept.sort_by(|a, b| a.0.cmp(&b.0));
+        GridState { series: kept }
+    }
+}
+
 /// Extension trait: the dense close grid of a bar stream.
 pub trait DenseGrid<'scope> {
     /// Builds grid points from final bars; `last_bars` carries `(resolution_ms, last
@@ -103,6 +127,14 @@ pub trait DenseGrid<'scope> {
         self,
         last_bars: StreamVec<'scope, i64, (i64, i64)>,
     ) -> StreamVec<'scope, i64, GridPoint>;
+
+    /// `dense_grid` taking part in checkpoints: its state is snapshotted at every cut
+    /// and, after a restart, restored (bars ending before the restored cut are ignored).
+    fn dense_grid_with(
+        self,
+        last_bars: StreamVec<'scope, i64, (i64, i64)>,
+        checkpoint: Option<Checkpointing>,
+    ) -> StreamVec<'scope, i64, GridPoint>;
 }
 
 impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
@@ -110,6 +142,15 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
         self,
         last_bars: StreamVec<'scope, i64, (i64, i64)>,
     ) -> StreamVec<'scope, i64, GridPoint> {
+        self.dense_grid_with(last_bars, None)
+    }
+
+    fn dense_grid_with(
+        self,
+        last_bars: StreamVec<'scope, i64, (i64, i64)>,
+        checkpoint: Option<Checkpointing>,
+    ) -> StreamVec<'scope, i64, GridPoint> {
+        let (index, peers) = (self.scope().index(), self.scope().peers());
         let pact = Exchange::new(|b: &Bar| symbol_route(&b.symbol));
         self.binary_frontier(
             last_bars,
@@ -119,13 +160,21 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
             |cap, _| {
                 let mut cap = Some(cap);
                 let mut series: HashMap<(String, i64), Series> = HashMap::new();
+                let mut cp = checkpoint.map(|c| c.checkpointer("grid", index, peers));
+                let mut skip_before = i64::MIN;
+                if let Some(c) = cp.as_ref().and_then(|c| c.restored_cut()) {
+                    skip_before = c;
+                }
+                if let Some((_, state)) = cp.as_ref().and_then(|c| c.restored::<GridState>()) {
+                    series.extend(state.series);
+                }
                 let mut last_end: HashMap<i64, i64> = HashMap::new();
                 let mut seen_frontier = i64::MIN;
                 let mut out = Vec::new();
                 move |(bars, f1), (ends, f2), output| {
                     bars.for_each(|_, data| {
                         for bar in data.drain(..) {
-                            if bar.revision > 0 {
+                            if bar.revision > 0 || bar.window_end < skip_before {
                                 // Restatements reach the bar sinks only; the grid has
                                 // moved past their windows.
                                 continue;
@@ -156,6 +205,17 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                         seen_frontier = f;
                         let mut keys: Vec<_> = series.keys().cloned().collect();
                         keys.sort();
+                        if let Some(cp) = cp.as_mut() {
+                            for cut in cp.due(f) {
+                                // Points before the cut first, then the state at the cut.
+                                for key in &keys {
+                                    if let Some(s) = series.get_mut(key) {
+                                        s.fill(key, cut - 1, &mut out);
+                                    }
+                                }
+                                cp.take(&[cut], &GridState::at(&series, cut));
+                            }
+                        }
                         for key in keys {
                             if let Some(s) = series.get_mut(&key) {
                                 s.fill(&key, f, &mut out);

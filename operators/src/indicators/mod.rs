@@ -14,6 +14,7 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Stream, StreamVec};
 
+use crate::checkpoint::Checkpointing;
 use crate::grid::GridPoint;
 use crate::route::symbol_route;
 
@@ -72,13 +73,16 @@ pub struct AlertRow {
 }
 
 /// Settings of the indicators operator.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IndicatorConfig {
     /// W, in grid bars.
     pub window: usize,
     /// |zscore| above this raises an alert.
     pub zscore_alert: f64,
 }
+
+/// The indicators operator's state at a checkpoint cut, by (symbol, resolution).
+pub type IndicatorStates = Vec<((String, i64), IndicatorState)>;
 
 /// Extension trait: indicators and alerts of a grid stream.
 pub trait Indicators<'scope> {
@@ -90,6 +94,24 @@ pub trait Indicators<'scope> {
         StreamVec<'scope, i64, IndicatorRow>,
         StreamVec<'scope, i64, AlertRow>,
     );
+
+    /// `indicators` taking part in checkpoints: the states are snapshotted at every cut
+    /// and, after a restart, restored (points before the restored cut are ignored).
+    fn indicators_with(
+        self,
+        config: IndicatorConfig,
+        checkpoint: Option<Checkpointing>,
+    ) -> (
+        StreamVec<'scope, i64, IndicatorRow>,
+        StreamVec<'scope, i64, AlertRow>,
+    );
+}
+
+/// The states in a deterministic order.
+fn snapshot(states: &HashMap<(String, i64), IndicatorState>) -> IndicatorStates {
+    let mut v: IndicatorStates = states.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
 }
 
 impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
@@ -100,6 +122,18 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
         StreamVec<'scope, i64, IndicatorRow>,
         StreamVec<'scope, i64, AlertRow>,
     ) {
+        self.indicators_with(config, None)
+    }
+
+    fn indicators_with(
+        self,
+        config: IndicatorConfig,
+        checkpoint: Option<Checkpointing>,
+    ) -> (
+        StreamVec<'scope, i64, IndicatorRow>,
+        StreamVec<'scope, i64, AlertRow>,
+    ) {
+        let (index, peers) = (self.scope().index(), self.scope().peers());
         let mut builder = OperatorBuilder::new("Indicators".to_owned(), self.scope());
         let mut input =
             builder.new_input(self, Exchange::new(|p: &GridPoint| symbol_route(&p.symbol)));
@@ -113,11 +147,19 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
             let mut caps = Some(caps);
             let mut pending: BTreeMap<i64, Vec<GridPoint>> = BTreeMap::new();
             let mut states: HashMap<(String, i64), IndicatorState> = HashMap::new();
+            let mut cp = checkpoint.map(|c| c.checkpointer("indicators", index, peers));
+            let skip_before = cp
+                .as_ref()
+                .and_then(|c| c.restored_cut())
+                .unwrap_or(i64::MIN);
+            if let Some((_, restored)) = cp.as_ref().and_then(|c| c.restored::<IndicatorStates>()) {
+                states.extend(restored);
+            }
             // Reused across invocations (growing fresh vectors each time costs more).
             let (mut rows, mut alerts) = (Vec::new(), Vec::new());
             move |frontiers| {
                 input.for_each(|_, data| {
-                    for p in data.drain(..) {
+                    for p in data.drain(..).filter(|p| p.window_end >= skip_before) {
                         pending.entry(p.window_end).or_default().push(p);
                     }
                 });
@@ -125,6 +167,13 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                 while let Some(entry) = pending.first_entry() {
                     if *entry.key() > f {
                         break;
+                    }
+                    if let Some(cp) = cp.as_mut() {
+                        // The state before the first point at or after a cut.
+                        let cuts = cp.due(*entry.key());
+                        if !cuts.is_empty() {
+                            cp.take(&cuts, &snapshot(&states));
+                        }
                     }
                     let mut points = entry.remove();
                     points.sort_by(|a, b| {
@@ -137,6 +186,12 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                         let (row, alert) = state.push(&p);
                         rows.push(row);
                         alerts.extend(alert);
+                    }
+                }
+                if let Some(cp) = cp.as_mut() {
+                    let cuts = cp.due(f);
+                    if !cuts.is_empty() {
+                        cp.take(&cuts, &snapshot(&states));
                     }
                 }
                 let Some(cv) = caps.as_mut() else {

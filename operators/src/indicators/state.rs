@@ -2,11 +2,13 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use crate::grid::GridPoint;
 use crate::indicators::{AlertRow, IndicatorConfig, IndicatorRow};
 
 /// An EMA seeded with its first input (pandas `ewm(adjust=False)`).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Ema {
     alpha: f64,
     value: Option<f64>,
@@ -46,7 +48,7 @@ fn mean_std(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
 }
 
 /// Indicator state of one symbol and resolution.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IndicatorState {
     config: IndicatorConfig,
     closes: VecDeque<f64>,
