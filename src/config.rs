@@ -28,6 +28,8 @@ pub struct Config {
     pub sinks: SinksConfig,
     /// Progress reporting.
     pub progress: ProgressConfig,
+    /// `[checkpoint]` (live only)
+    pub checkpoint: CheckpointConfig,
 }
 
 /// `[kafka]`
@@ -114,6 +116,18 @@ pub struct ParquetSinkConfig {
     pub compression: String,
 }
 
+/// `[checkpoint]`: durable cuts of input offsets and operator state under
+/// `<output>/_checkpoints/` (live only).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// Event time between cuts; a whole number of hours (a cut is where a Parquet
+    /// partition ends). A restart replays at most about this much input.
+    pub interval: String,
+    /// Complete cuts kept; older ones are pruned.
+    pub keep: i64,
+}
+
 /// `[progress]`
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -132,6 +146,7 @@ impl Default for Config {
             features: FeaturesConfig::default(),
             sinks: SinksConfig::default(),
             progress: ProgressConfig::default(),
+            checkpoint: CheckpointConfig::default(),
         }
     }
 }
@@ -190,6 +205,14 @@ impl Default for ParquetSinkConfig {
         }
     }
 }
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            interval: "1h".into(),
+            keep: 3,
+        }
+    }
+}
 impl Default for ProgressConfig {
     fn default() -> Self {
         ProgressConfig {
@@ -228,6 +251,8 @@ pub struct Validated {
     pub resolutions: Vec<Resolution>,
     /// Progress interval in ms.
     pub progress_ms: i64,
+    /// Checkpoint interval in ms.
+    pub checkpoint_ms: i64,
 }
 
 /// Loads `path` (or the embedded default), applies env overrides from `env`, and validates.
@@ -295,6 +320,29 @@ fn validate(config: Config, origin: &str) -> Result<Validated, ConfigErrors> {
                 format!("`{value}` is not a duration (like 500ms, 2s, 1m)"),
             );
         }
+    }
+    match parse_duration_ms(&config.checkpoint.interval) {
+        None => err(
+            "checkpoint.interval",
+            format!(
+                "`{}` is not a duration (like 1h, 2h)",
+                config.checkpoint.interval
+            ),
+        ),
+        Some(ms) if ms <= 0 || ms % 3_600_000 != 0 => err(
+            "checkpoint.interval",
+            format!(
+                "must be a whole number of hours (cuts fall where Parquet partitions end), got `{}`",
+                config.checkpoint.interval
+            ),
+        ),
+        Some(_) => {}
+    }
+    if config.checkpoint.keep < 1 {
+        err(
+            "checkpoint.keep",
+            format!("must be at least 1, got {}", config.checkpoint.keep),
+        );
     }
     if parse_duration_ms(&config.progress.interval) == Some(0) {
         err("progress.interval", "must be positive".into());
@@ -366,10 +414,12 @@ fn validate(config: Config, origin: &str) -> Result<Validated, ConfigErrors> {
         return Err(ConfigErrors(errors));
     }
     let progress_ms = parse_duration_ms(&config.progress.interval).unwrap_or(5000);
+    let checkpoint_ms = parse_duration_ms(&config.checkpoint.interval).unwrap_or(3_600_000);
     Ok(Validated {
         config,
         resolutions,
         progress_ms,
+        checkpoint_ms,
     })
 }
 

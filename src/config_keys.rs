@@ -29,6 +29,7 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("sinks.kafka", &["topic_prefix"]),
     ("sinks.parquet", &["output", "compression"]),
     ("progress", &["interval"]),
+    ("checkpoint", &["interval", "keep"]),
 ];
 
 fn known(section: &str) -> Option<&'static [&'static str]> {

@@ -1,8 +1,10 @@
 //! marketflow's connectors: file and object-store inputs, input decoders, Kafka sources
 //! and sinks, the Parquet sink, the dead-letter writer, the run manifest and the market simulator.
 
+pub mod checkpoint;
 pub mod decode;
 pub mod error;
+pub mod failpoint;
 pub mod files;
 pub mod kafka;
 pub mod manifest;

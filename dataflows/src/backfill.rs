@@ -83,7 +83,7 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             Some(consumed.clone()),
         );
         let (watermark, batches) = batches.probe();
-        let out = features(batches, source_rejects, &job.features, bars_stats);
+        let out = features(batches, source_rejects, &job.features, bars_stats, None);
         let counted = stats.clone();
         let rejects = out.rejects.inspect(move |r| {
             *counted

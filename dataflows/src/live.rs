@@ -4,8 +4,9 @@
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use connectors::checkpoint::CheckpointStore;
 use connectors::kafka::{
     DeadLetterSink, DoneRule, KafkaFeatureSink, KafkaSource, KafkaSourceConfig, LiveProgress,
     SharedProducer, SourceProbes,
@@ -13,6 +14,7 @@ use connectors::kafka::{
 use connectors::parquet::{FeatureRow, ParquetSink};
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
+use operators::checkpoint::{Snapshot, SnapshotSink};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::{Filter, Partition};
 use timely::dataflow::operators::{Concat, Inspect, Probe};
@@ -35,9 +37,12 @@ pub struct LiveJob {
     pub topic_prefix: String,
     /// Allowed lateness, ms (Parquet partitions wait for it).
     pub lateness_ms: i64,
-    /// Durable frontier found at start: rows of Parquet partitions final at it were
-    /// written before the job stopped and are not produced again.
+    /// Durable frontier found at start (the restored cut plus the allowed lateness):
+    /// rows of Parquet partitions final at it were written before the job stopped and
+    /// are not produced again.
     pub restored_frontier: Option<i64>,
+    /// Where the rolling operators' snapshots are written.
+    pub checkpoints: CheckpointStore,
     /// Progress log interval.
     pub progress_interval: Duration,
 }
@@ -100,7 +105,14 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             Vec::<operators::Reject>::new(),
             scope,
         );
-        let out = features(batches, no_rejects, &job.features, bars_stats);
+        let snapshots = snapshot_sink(&job.checkpoints, &errors);
+        let out = features(
+            batches,
+            no_rejects,
+            &job.features,
+            bars_stats,
+            Some(snapshots),
+        );
         // Rejects found by the graph (duplicates) go to the dead-letter topic of the
         // source they came from.
         let graph_rejects = out.rejects.inspect(count_rejects(&stats));
@@ -149,6 +161,26 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
     for id in worker.installed_dataflows() {
         worker.drop_dataflow(id);
     }
+}
+
+/// Writes each snapshot durably before the operator moves past its cut; a failed write
+/// fails the job (its offsets are then never recorded for that cut).
+fn snapshot_sink(store: &CheckpointStore, errors: &ErrorSlot) -> SnapshotSink {
+    let (store, errors) = (store.clone(), errors.clone());
+    Rc::new(move |snap: Snapshot| {
+        let started = Instant::now();
+        match store.write_state(&snap) {
+            Ok(bytes) => tracing::info!(
+                cut = snap.cut,
+                operator = %snap.operator,
+                worker = snap.worker,
+                bytes,
+                ms = started.elapsed().as_millis() as u64,
+                "checkpoint state written"
+            ),
+            Err(e) => errors.set(format!("writing checkpoint {}: {e}", snap.cut)),
+        }
+    })
 }
 
 /// Counts rejects by reason for the progress line.

@@ -30,12 +30,23 @@ pub struct Snapshot {
 pub type SnapshotSink = Rc<dyn Fn(Snapshot)>;
 
 /// States of a cut to restart from, by (operator, worker).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Restore {
     /// The cut.
     pub cut: i64,
     /// Encoded states by (operator, worker).
     pub states: HashMap<(String, usize), Vec<u8>>,
+}
+
+impl std::fmt::Debug for Restore {
+    /// The cut and the number of states (not their bytes): job descriptions that embed
+    /// a plan stay short and equal on every process.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Restore")
+            .field("cut", &self.cut)
+            .field("states", &self.states.len())
+            .finish()
+    }
 }
 
 /// How the feature operators take part in checkpoints.

@@ -253,6 +253,7 @@ pub fn feature_config(bars: BarsConfig, f: &crate::config::FeaturesConfig) -> Fe
             benchmark: f.benchmark.clone(),
             correlation: f.correlation,
         },
+        checkpoint: None,
     }
 }
 

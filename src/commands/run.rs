@@ -5,14 +5,16 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use connectors::checkpoint::{CheckpointStore, Expected};
 use connectors::decode::{Chunk, DecodeOptions, FormatHint, Kind};
 use connectors::kafka::{
     topic_partitions, DoneRule, EmbeddedBroker, KafkaSettings, KafkaSourceConfig, LiveProgress,
-    OffsetStore, SharedProducer, Speed,
+    SharedProducer, SourceCheckpoints, Speed,
 };
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
 use dataflows::live::{run_worker, LiveJob, LiveShared};
+use operators::checkpoint::CheckpointPlan;
 use operators::resolution::parse_duration_ms;
 use operators::BarsConfig;
 
@@ -101,14 +103,48 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         lateness_ms,
     };
     let meta = settings.plain_consumer(None)?;
-    let mut sources = Vec::new();
-    let mut restored: Option<i64> = None;
+    let mut partitions = Vec::new();
     for s in &c.sources {
-        let partitions = topic_partitions(&meta, &s.topic)?;
-        let offsets = OffsetStore::new(output.clone(), &s.name);
-        if let Some(f) = offsets.max_frontier(&s.topic, &partitions)? {
-            restored = Some(restored.map_or(f, |r| r.max(f)));
-        }
+        partitions.push(topic_partitions(&meta, &s.topic)?);
+    }
+    drop(meta);
+    let mut bars = BarsConfig::new(&config.resolutions)?;
+    bars.lateness_ms = lateness_ms;
+    let mut features = feature_config(bars, &c.features);
+    // The newest complete checkpoint (states of every operator on every worker, offsets
+    // of every partition) is where the job resumes.
+    let keep = c.checkpoint.keep.max(1) as usize;
+    let store = CheckpointStore::new(output.clone(), keep);
+    let workers = args.timely.threads * args.timely.processes;
+    let expected = Expected {
+        workers,
+        operators: features.checkpointed_operators(),
+        partitions: c
+            .sources
+            .iter()
+            .zip(&partitions)
+            .flat_map(|(s, ps)| ps.iter().map(|p| (s.name.clone(), *p)))
+            .collect(),
+    };
+    let loaded = store
+        .latest(&expected)
+        .map_err(|e| UsageError(format!("checkpoint: {e}")))?;
+    let restored = loaded.as_ref().map(|l| l.restore.cut);
+    features.checkpoint = Some(CheckpointPlan {
+        interval_ms: config.checkpoint_ms,
+        restore: loaded.as_ref().map(|l| Arc::new(l.restore.clone())),
+    });
+    let mut sources = Vec::new();
+    for (s, partitions) in c.sources.iter().zip(partitions) {
+        let offsets = loaded.as_ref().map(|l| {
+            let mine = l
+                .offsets
+                .iter()
+                .filter(|((source, _), _)| *source == s.name)
+                .map(|((_, p), o)| (*p, *o))
+                .collect();
+            (l.restore.cut, mine)
+        });
         sources.push(KafkaSourceConfig {
             settings: settings.clone(),
             name: s.name.clone(),
@@ -123,20 +159,23 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
                     .max(1) as u64,
             ),
             done: done.clone(),
-            offsets,
+            checkpoints: SourceCheckpoints {
+                store: store.clone(),
+                interval_ms: config.checkpoint_ms,
+                keep,
+                restored: offsets,
+            },
             max_poll: 10_000,
         });
     }
-    drop(meta);
-    let mut bars = BarsConfig::new(&config.resolutions)?;
-    bars.lateness_ms = lateness_ms;
     let job = Arc::new(LiveJob {
         sources,
-        features: feature_config(bars, &c.features),
+        features,
         output: output.clone(),
         topic_prefix: c.sinks.kafka.topic_prefix.clone(),
         lateness_ms,
-        restored_frontier: restored,
+        restored_frontier: restored.map(|cut| cut.saturating_add(lateness_ms)),
+        checkpoints: store,
         progress_interval: Duration::from_millis(config.progress_ms.max(1) as u64),
     });
     tracing::info!(
@@ -145,7 +184,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         workers = args.timely.threads * args.timely.processes,
         process = args.timely.process,
         output = %output.child_url(""),
-        restored_frontier = ?restored,
+        restored_cut = ?restored,
         "live job starting"
     );
     let shared = LiveShared {

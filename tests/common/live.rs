@@ -229,3 +229,28 @@ pub fn same(a: &Value, b: &Value) -> bool {
         _ => a == b,
     }
 }
+
+/// Offsets recorded per checkpoint cut by source `source` under the output `out`
+/// (each file is `MFCP1\n`, the JSON record, then its SHA-256).
+pub fn checkpoint_offsets(out: &Path, source: &str) -> std::collections::BTreeMap<i64, Vec<i64>> {
+    let mut cuts = std::collections::BTreeMap::new();
+    let Ok(dirs) = std::fs::read_dir(out.join("_checkpoints")) else {
+        return cuts;
+    };
+    for d in dirs.flatten() {
+        let cut: i64 = d.file_name().to_string_lossy().parse().unwrap();
+        let mut offsets = Vec::new();
+        for f in std::fs::read_dir(d.path().join("offsets").join(source))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let bytes = std::fs::read(f.path()).unwrap();
+            let body = &bytes[6..bytes.len() - 32];
+            let v: Value = serde_json::from_slice(body).unwrap();
+            offsets.push(v["offset"].as_i64().unwrap());
+        }
+        cuts.insert(cut, offsets);
+    }
+    cuts
+}

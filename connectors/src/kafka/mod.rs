@@ -21,11 +21,13 @@ pub use embedded::EmbeddedBroker;
 pub use json::{row_key, rows_to_json, KafkaRecord};
 pub use latency::{LatencySummary, WatermarkLatency};
 pub use load::{candle_json, produce_chunks, trade_json, ProduceStats, Speed};
-pub use offsets::{DoneRule, OffsetStore, StoredOffset};
+pub use offsets::{DoneRule, HOUR};
 /// The Kafka client library, for commands that read topics directly.
 pub use rdkafka;
 pub use sink::{DeadLetterSink, DeliveryErrors, KafkaFeatureSink, SharedProducer};
-pub use source::{KafkaSource, KafkaSourceConfig, LiveProgress, PartitionLag, SourceProbes};
+pub use source::{
+    KafkaSource, KafkaSourceConfig, LiveProgress, PartitionLag, SourceCheckpoints, SourceProbes,
+};
 pub use watermark::{CommitTracker, Watermarks};
 
 use crate::{ConnectorError, Result};

@@ -21,9 +21,10 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::{Scope, StreamVec};
 
+use crate::checkpoint::CheckpointStore;
 use crate::decode::{decode_json, seq, Chunk, Kind, Record};
-use crate::kafka::offsets::{DoneRule, OffsetStore};
-use crate::kafka::{group_id, CommitTracker, KafkaSettings, Watermarks, METADATA_TIMEOUT};
+use crate::kafka::offsets::{DoneRule, HOUR};
+use crate::kafka::{group_id, CommitTracker, KafkaSettings, Watermarks};
 use crate::sync::ErrorSlot;
 
 /// Settings of a Kafka trade/candle source.
@@ -45,12 +46,25 @@ pub struct KafkaSourceConfig {
     pub max_out_of_orderness_ms: i64,
     /// A partition silent this long stops holding the watermark back.
     pub idle_timeout: Duration,
-    /// When a record's outputs are durable, and where that is recorded.
+    /// When a record's outputs are durable.
     pub done: DoneRule,
-    /// Per-partition durable frontiers, read at start and written before each commit.
-    pub offsets: OffsetStore,
+    /// Where this source records its offsets at each checkpoint cut, and where it resumes.
+    pub checkpoints: SourceCheckpoints,
     /// Messages taken from one partition per activation.
     pub max_poll: usize,
+}
+
+/// A source's side of checkpoints.
+#[derive(Clone, Debug)]
+pub struct SourceCheckpoints {
+    /// The job's checkpoints.
+    pub store: CheckpointStore,
+    /// Event time between cuts, ms (a whole number of hours).
+    pub interval_ms: i64,
+    /// Cuts kept.
+    pub keep: usize,
+    /// The cut restored from, with the first offset to read per partition.
+    pub restored: Option<(i64, std::collections::HashMap<i32, i64>)>,
 }
 
 /// Consumer lag of one partition.
@@ -200,6 +214,9 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                 started,
             );
             let mut last_commit = started;
+            // Cuts up to the restored one hold the previous run's offsets: they are
+            // never recorded again (this run has not read what came before its start).
+            let mut last_cut: Option<i64> = config.checkpoints.restored.as_ref().map(|r| r.0);
             let mut last_lag = started - LAG_INTERVAL;
             let mut chunk = Chunk::default();
             let kind = config.kind;
@@ -292,7 +309,14 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                     let drained = stopping
                         && job_watermark
                             .with_frontier(|w| w.first().is_none_or(|w| !durable.less_than(w)));
-                    match commit(client, &config, &mut parts, &durable) {
+                    match checkpoint(
+                        client,
+                        &config,
+                        &mut parts,
+                        &durable,
+                        &mut last_cut,
+                        index == 0,
+                    ) {
                         Ok(()) if drained => {
                             stopped.set(true);
                             let _ = client.unassign();
@@ -438,25 +462,17 @@ fn open_partitions(
     for p in mine {
         tpl.add_partition(&config.topic, *p);
     }
-    let committed = consumer
-        .committed_offsets(tpl.clone(), METADATA_TIMEOUT)
-        .map_err(|e| crate::ConnectorError::Kafka(format!("committed offsets of {group}: {e}")))?;
     let mut assign = TopicPartitionList::new();
     let mut starts = Vec::new();
+    let restored = config.checkpoints.restored.as_ref();
+    // Records whose outputs all end before the restored cut are in final Parquet
+    // partitions and in the restored operator state: they are skipped.
+    let skip_below = restored.map_or(i64::MIN, |(cut, _)| {
+        cut.saturating_add(config.done.lateness_ms)
+    });
     for p in mine {
-        let kafka = committed
-            .find_partition(&config.topic, *p)
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            });
-        let stored = config.offsets.read(&config.topic, *p)?;
-        let start = match (kafka, stored) {
-            (Some(k), Some(s)) => Some(k.max(s.offset)),
-            (k, s) => k.or(s.map(|s| s.offset)),
-        };
-        let skip_below = stored.map_or(i64::MIN, |s| s.frontier);
-        tracing::info!(topic = %config.topic, partition = p, start = ?start, durable_frontier = skip_below, "partition assigned");
+        let start = restored.and_then(|(_, offsets)| offsets.get(p).copied());
+        tracing::info!(group = %group, topic = %config.topic, partition = p, start = ?start, restored_cut = ?restored.map(|r| r.0), "partition assigned");
         assign
             .add_partition_offset(
                 &config.topic,
@@ -486,33 +502,71 @@ fn open_partitions(
     Ok(Some((Some(consumer), parts)))
 }
 
-/// Commits, for every partition, the first offset whose outputs are not yet all durable.
-fn commit(
+/// Records this source's offsets at every checkpoint cut the sinks' durable frontier
+/// has passed: per partition, the first offset of a record with an output at or after
+/// the cut (every Parquet partition before the cut is written then). The newest cut's
+/// offsets are also committed to the consumer group. Worker 0 prunes old cuts.
+fn checkpoint(
     consumer: &BaseConsumer,
     config: &KafkaSourceConfig,
     parts: &mut [PartState],
     durable: &ProbeHandle<i64>,
+    last_cut: &mut Option<i64>,
+    prunes: bool,
 ) -> crate::Result<()> {
     let frontier = durable.with_frontier(|f| f.first().copied().unwrap_or(i64::MAX));
-    let mut tpl = TopicPartitionList::new();
-    for part in parts.iter_mut() {
-        let Some(offset) = part
-            .tracker
-            .committable(|ts| config.done.done(ts, frontier))
-        else {
-            continue;
-        };
-        config
-            .offsets
-            .write(&config.topic, part.id, offset, frontier)?;
-        tpl.add_partition_offset(&config.topic, part.id, Offset::Offset(offset))
-            .map_err(|e| crate::ConnectorError::Kafka(e.to_string()))?;
+    if frontier == i64::MIN || frontier == i64::MAX {
+        return Ok(());
     }
+    let cp = &config.checkpoints;
+    let (interval, lateness) = (cp.interval_ms.max(HOUR), config.done.lateness_ms);
+    let final_before = frontier.saturating_sub(lateness).div_euclid(HOUR) * HOUR;
+    let cut = final_before.div_euclid(interval) * interval;
+    let cuts: Vec<i64> = match *last_cut {
+        Some(l) if cut <= l => return Ok(()),
+        Some(l) => (1..)
+            .map(|k| l + k * interval)
+            .take_while(|c| *c <= cut)
+            .collect(),
+        None => vec![cut],
+    };
+    let started = Instant::now();
+    let written_from = cut - (cp.keep.max(1) as i64 - 1) * interval;
+    let mut tpl = TopicPartitionList::new();
+    for c in cuts {
+        for part in parts.iter_mut() {
+            let offset = part
+                .tracker
+                .position(|ts| config.done.done(ts, c.saturating_add(lateness)))
+                .unwrap_or(part.next);
+            if c >= written_from {
+                cp.store
+                    .write_offset(c, &config.name, &config.topic, part.id, offset)?;
+            }
+            if c == cut {
+                tpl.add_partition_offset(&config.topic, part.id, Offset::Offset(offset))
+                    .map_err(|e| crate::ConnectorError::Kafka(e.to_string()))?;
+            }
+        }
+    }
+    *last_cut = Some(cut);
+    tracing::info!(
+        cut,
+        source = %config.name,
+        partitions = parts.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "checkpoint offsets written"
+    );
     if tpl.count() > 0 {
         consumer
             .commit(&tpl, CommitMode::Sync)
             .map_err(|e| crate::ConnectorError::Kafka(format!("commit: {e}")))?;
-        tracing::debug!(topic = %config.topic, partitions = tpl.count(), frontier, "offsets committed");
+    }
+    if prunes {
+        let removed = cp.store.prune(cut)?;
+        if removed > 0 {
+            tracing::debug!(removed, cut, "old checkpoints pruned");
+        }
     }
     Ok(())
 }

@@ -165,18 +165,24 @@ impl CommitTracker {
         }
     }
 
-    /// Drops finished blocks and returns the offset to commit when it moved forward.
-    pub fn committable(&mut self, done: impl Fn(i64) -> bool) -> Option<i64> {
+    /// Drops finished blocks and returns the first offset whose record may not be done
+    /// (`None` before any record was seen).
+    pub fn position(&mut self, done: impl Fn(i64) -> bool) -> Option<i64> {
         while let Some(&(_, _, max)) = self.blocks.front() {
             if !done(max) {
                 break;
             }
             self.blocks.pop_front();
         }
-        let offset = match self.blocks.front() {
-            Some(&(first, _, _)) => first,
-            None => self.next?,
-        };
+        match self.blocks.front() {
+            Some(&(first, _, _)) => Some(first),
+            None => self.next,
+        }
+    }
+
+    /// Drops finished blocks and returns the offset to commit when it moved forward.
+    pub fn committable(&mut self, done: impl Fn(i64) -> bool) -> Option<i64> {
+        let offset = self.position(done)?;
         if self.committed.is_none_or(|c| offset > c) {
             self.committed = Some(offset);
             return Some(offset);
