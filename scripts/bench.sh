@@ -37,7 +37,10 @@
 #                                   scripts/bench_scaling.sh (1x1, 1x2, 2x1 processes x
 #                                   workers) and scripts/bench_live.sh (the live job through
 #                                   the tansu broker: trades/s, CPU, idle CPU, watermark-to-
-#                                   topic delay) and joins all tables in results-all.md
+#                                   topic delay) and scripts/bench_checkpoint.sh (checkpoint
+#                                   size and time, restart to caught up after kill -9 with
+#                                   100 symbols, W = 60 at 1m) and joins all tables in
+#                                   results-all.md
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -251,13 +254,15 @@ say "saved $BENCH_DIR/results.md; logs in $BENCH_DIR/logs, outputs in $BENCH_DIR
 
 # ---- the other benchmarks ----------------------------------------------------------
 # Full feature set vs polars and the correlation operator alone (issue 3), scaling over
-# processes x workers (issue 5), the live job (issue 4); BENCH_BARS_ONLY=1 skips them.
+# processes x workers (issue 5), the live job (issue 4), checkpoints (issue 6);
+# BENCH_BARS_ONLY=1 skips them.
 if [ "${BENCH_BARS_ONLY:-0}" != 1 ]; then
     export BENCH_DIR BENCH_SEED
     scripts/bench_features.sh
     BENCH_SKIP_BUILD=1 scripts/bench_scaling.sh
     BENCH_SKIP_BUILD=1 scripts/bench_live.sh
+    BENCH_SKIP_BUILD=1 scripts/bench_checkpoint.sh
     cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-scaling.md" \
-        "$BENCH_DIR/results-live.md" >"$BENCH_DIR/results-all.md"
+        "$BENCH_DIR/results-live.md" "$BENCH_DIR/results-checkpoint.md" >"$BENCH_DIR/results-all.md"
     say "all tables: $BENCH_DIR/results-all.md"
 fi

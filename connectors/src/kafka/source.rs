@@ -528,7 +528,12 @@ fn checkpoint(
             .map(|k| l + k * interval)
             .take_while(|c| *c <= cut)
             .collect(),
-        None => vec![cut],
+        // The first cut seen: this run has tracked every record since it started, so
+        // the last few cuts (whose operator states may exist) can all be recorded.
+        None => (0..cp.keep.max(1) as i64)
+            .rev()
+            .map(|k| cut - k * interval)
+            .collect(),
     };
     let started = Instant::now();
     let written_from = cut - (cp.keep.max(1) as i64 - 1) * interval;
