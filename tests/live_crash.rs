@@ -4,7 +4,8 @@
 //! on from the newest complete checkpoint. At the end the lake and the last record per
 //! key of every feature topic equal an uninterrupted computation over the same trades
 //! (the backfill, which the parity tests hold equal to an uninterrupted live run). The
-//! same on two processes with one of them killed.
+//! same on two processes with one of them killed (the first attempt runs as one process
+//! of two workers, so checkpoints also move between process layouts).
 
 mod common;
 
@@ -142,7 +143,7 @@ fn crash_run(name: &str, start: Start<'_>, kill: &dyn Fn(&mut Vec<Job>)) -> Scen
     };
     // Aborts halfway through a checkpoint write and a Parquet write.
     for point in [
-        format!("checkpoint:{}", 5 + rng.below(4)),
+        format!("checkpoint:{}", 9 + rng.below(4)),
         format!("parquet:{}", 1 + rng.below(3)),
     ] {
         let env = [("MARKETFLOW_FAILPOINT", point.clone())];
@@ -362,6 +363,11 @@ fn killing_one_of_two_processes_and_restarting_gives_the_same_rows() {
     let s = crash_run(
         "crash2p",
         &|config, attempt, env, log| {
+            // The first attempt runs as 1 process x 2 workers: a checkpoint is restored
+            // on another process layout with the same total worker count.
+            if attempt == 0 {
+                return vec![spawn(config, &["-w".into(), "2".into()], env, log)];
+            }
             let ports = common::free_ports(2);
             let hosts = config.with_file_name(format!("hosts{attempt}"));
             let lines: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();

@@ -103,6 +103,7 @@ fn run_with(
         let mut input = InputHandle::<i64, Bar>::new();
         let o = out2.clone();
         let s = snaps2.clone();
+        let checkpointing = plan.is_some();
         let cp = plan.clone().map(|plan| Checkpointing {
             plan,
             sink: Rc::new(move |snap| s.lock().unwrap().push(snap)),
@@ -141,6 +142,11 @@ fn run_with(
             if *input.time() < b.window_start {
                 input.advance_to(b.window_start);
                 worker.step();
+                // With checkpoints, let the frontier move one bar at a time, so that
+                // every operator on every worker passes every cut.
+                while checkpointing && probe.less_than(input.time()) {
+                    worker.step();
+                }
             }
             input.send(b.clone());
         }
