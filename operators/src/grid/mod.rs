@@ -237,7 +237,12 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                         if !out.is_empty() {
                             output.session(c).give_iterator(out.drain(..));
                         }
-                        let hold = f.min(f2.frontier().first().copied().unwrap_or(i64::MAX));
+                        // Once the bars are complete, the points still to come (filled up
+                        // to the last bar of the whole input) end after `seen_frontier`:
+                        // hold there, so none is sent at a time after its window end
+                        // (downstream, a Parquet partition would be written twice).
+                        let upper = if f == i64::MAX { seen_frontier } else { f };
+                        let hold = upper.min(f2.frontier().first().copied().unwrap_or(i64::MAX));
                         if ended {
                             cap = None;
                         } else if hold != i64::MAX && *c.time() < hold {
