@@ -8,6 +8,8 @@
 //! `last_bars` side input.
 
 mod last;
+#[cfg(test)]
+mod tests;
 
 pub use last::LastBars;
 
