@@ -190,6 +190,15 @@ impl Checkpointer {
             .collect()
     }
 
+    /// Hands the state (built only when needed) to the sink for every cut that `key`
+    /// makes due (see [`Checkpointer::due`]).
+    pub fn take_due<T: Serialize>(&mut self, key: i64, state: impl FnOnce() -> T) {
+        let cuts = self.due(key);
+        if !cuts.is_empty() {
+            self.take(&cuts, &state());
+        }
+    }
+
     /// Hands the state for `cuts` to the sink.
     pub fn take<T: Serialize>(&self, cuts: &[i64], state: &T) {
         if cuts.is_empty() {

@@ -11,7 +11,7 @@
 
 mod pairs;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use pairs::{CoMoments, PairStats};
 
@@ -182,20 +182,14 @@ impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                     }
                     if let Some(cp) = cp.as_mut() {
                         // The sums before the first return at or after a cut.
-                        let cuts = cp.due(entry.key().0);
-                        if !cuts.is_empty() {
-                            cp.take(&cuts, &snapshot(&state));
-                        }
+                        cp.take_due(entry.key().0, || snapshot(&state));
                     }
                     let ((end, r), rets) = entry.remove_entry();
                     let cm = state.entry(r).or_insert_with(|| CoMoments::new(config.clone(), index, peers));
                     cm.advance(r, end, rets, &mut corr_rows, &mut beta_rows);
                 }
                 if let Some(cp) = cp.as_mut() {
-                    let cuts = cp.due(f);
-                    if !cuts.is_empty() {
-                        cp.take(&cuts, &snapshot(&state));
-                    }
+                    cp.take_due(f, || snapshot(&state));
                 }
                 if f == i64::MAX && !warned && index == 0 {
                     warned = true;

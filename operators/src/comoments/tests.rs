@@ -15,7 +15,7 @@ use crate::grid::{DenseGrid, GridPoint, LastBars};
 use crate::indicators::{AlertRow, IndicatorConfig, IndicatorRow, Indicators};
 use crate::Bar;
 
-const R: i64 = 60_000;
+pub(crate) const R: i64 = 60_000;
 const W: usize = 8;
 
 struct Rng(u64);
@@ -32,7 +32,8 @@ impl Rng {
     }
 }
 
-fn bar(symbol: &str, start: i64, close: f64, volume: f64) -> Bar {
+/// A one-trade bar at resolution `R`.
+pub(crate) fn bar(symbol: &str, start: i64, close: f64, volume: f64) -> Bar {
     Bar {
         symbol: symbol.into(),
         resolution_ms: R,

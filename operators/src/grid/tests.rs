@@ -5,29 +5,13 @@ use timely::dataflow::operators::capture::{Capture, Event};
 use timely::dataflow::operators::vec::input::Handle as InputHandle;
 use timely::dataflow::operators::Input;
 
+use crate::comoments::tests::R;
 use crate::grid::DenseGrid;
 use crate::Bar;
 
-const R: i64 = 60_000;
-
+/// Bars of symbol `A`.
 fn bar(start: i64, close: f64) -> Bar {
-    Bar {
-        symbol: "A".into(),
-        resolution_ms: R,
-        window_start: start,
-        window_end: start + R,
-        open: close,
-        high: close,
-        low: close,
-        close,
-        volume: 1.0,
-        quote_volume: Some(close),
-        vwap: Some(close),
-        trades: Some(1),
-        buy_volume: Some(1.0),
-        sell_volume: Some(0.0),
-        revision: 0,
-    }
+    crate::comoments::tests::bar("A", start, close, 1.0)
 }
 
 /// The bars end (frontier jumps to the end of input) while the side input is still

@@ -170,10 +170,7 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                     }
                     if let Some(cp) = cp.as_mut() {
                         // The state before the first point at or after a cut.
-                        let cuts = cp.due(*entry.key());
-                        if !cuts.is_empty() {
-                            cp.take(&cuts, &snapshot(&states));
-                        }
+                        cp.take_due(*entry.key(), || snapshot(&states));
                     }
                     let mut points = entry.remove();
                     points.sort_by(|a, b| {
@@ -189,10 +186,7 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
                     }
                 }
                 if let Some(cp) = cp.as_mut() {
-                    let cuts = cp.due(f);
-                    if !cuts.is_empty() {
-                        cp.take(&cuts, &snapshot(&states));
-                    }
+                    cp.take_due(f, || snapshot(&states));
                 }
                 let Some(cv) = caps.as_mut() else {
                     rows.clear();
