@@ -94,6 +94,11 @@ impl CheckpointStore {
         }
     }
 
+    /// Cuts kept.
+    pub fn keep(&self) -> usize {
+        self.keep
+    }
+
     fn cut_dir(cut: i64) -> String {
         format!("{DIR}/{cut:015}")
     }

@@ -54,6 +54,9 @@ impl std::fmt::Debug for Restore {
 pub struct CheckpointPlan {
     /// Event time between cuts, ms; cuts are its multiples.
     pub interval_ms: i64,
+    /// Cuts kept: when the frontier jumps over several cuts, only the newest this many
+    /// are taken (older ones would be pruned at once).
+    pub keep: usize,
     /// The cut to restart from, when there is one.
     pub restore: Option<Arc<Restore>>,
 }
@@ -140,7 +143,7 @@ impl Checkpointer {
                 .map(|r| r.cut.saturating_add(plan.interval_ms.max(1))),
             restore: plan.restore.clone(),
             sink,
-            keep: 3,
+            keep: plan.keep.max(1) as i64,
         }
     }
 
@@ -233,6 +236,7 @@ mod tests {
         let (sink, _) = collector();
         let plan = CheckpointPlan {
             interval_ms: 10,
+            keep: 3,
             restore: None,
         };
         let mut c = Checkpointer::new("grid", 0, 1, &plan, sink);
@@ -251,6 +255,7 @@ mod tests {
         states.insert(("grid".to_string(), 1), encode(&7u32));
         let plan = CheckpointPlan {
             interval_ms: 10,
+            keep: 3,
             restore: Some(Arc::new(Restore { cut: 20, states })),
         };
         let mut c = Checkpointer::new("grid", 1, 2, &plan, sink);

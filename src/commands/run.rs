@@ -132,6 +132,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
     let restored = loaded.as_ref().map(|l| l.restore.cut);
     features.checkpoint = Some(CheckpointPlan {
         interval_ms: config.checkpoint_ms,
+        keep,
         restore: loaded.as_ref().map(|l| Arc::new(l.restore.clone())),
     });
     let mut sources = Vec::new();
@@ -162,7 +163,6 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
             checkpoints: SourceCheckpoints {
                 store: store.clone(),
                 interval_ms: config.checkpoint_ms,
-                keep,
                 restored: offsets,
             },
             max_poll: 10_000,

@@ -61,8 +61,6 @@ pub struct SourceCheckpoints {
     pub store: CheckpointStore,
     /// Event time between cuts, ms (a whole number of hours).
     pub interval_ms: i64,
-    /// Cuts kept.
-    pub keep: usize,
     /// The cut restored from, with the first offset to read per partition.
     pub restored: Option<(i64, std::collections::HashMap<i32, i64>)>,
 }
@@ -530,13 +528,13 @@ fn checkpoint(
             .collect(),
         // The first cut seen: this run has tracked every record since it started, so
         // the last few cuts (whose operator states may exist) can all be recorded.
-        None => (0..cp.keep.max(1) as i64)
+        None => (0..cp.store.keep() as i64)
             .rev()
             .map(|k| cut - k * interval)
             .collect(),
     };
     let started = Instant::now();
-    let written_from = cut - (cp.keep.max(1) as i64 - 1) * interval;
+    let written_from = cut - (cp.store.keep() as i64 - 1) * interval;
     let mut tpl = TopicPartitionList::new();
     for c in cuts {
         for part in parts.iter_mut() {

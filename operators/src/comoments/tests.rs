@@ -181,6 +181,7 @@ fn a_restart_from_any_cut_gives_the_uninterrupted_rows() {
         let bars = random_bars(11, 160);
         let plan = CheckpointPlan {
             interval_ms: interval,
+            keep: 3,
             restore: None,
         };
         let (full, snaps) = run_with(bars.clone(), timely::Config::process(workers), Some(plan));
@@ -205,6 +206,7 @@ fn a_restart_from_any_cut_gives_the_uninterrupted_rows() {
                 .all(|((op, _), b)| crate::checkpoint::decodes(op, b)));
             let plan = CheckpointPlan {
                 interval_ms: interval,
+                keep: 3,
                 restore: Some(Arc::new(Restore { cut, states })),
             };
             let replay: Vec<Bar> = bars
