@@ -105,6 +105,7 @@ cat >"$CONFIG" <<'EOF'
 [features]
 resolutions = ["1s", "1m", "5m"]
 correlation = false
+beta = false
 indicators = false
 EOF
 

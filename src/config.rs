@@ -82,6 +82,8 @@ pub struct FeaturesConfig {
     pub benchmark: String,
     /// Compute the correlation matrix.
     pub correlation: bool,
+    /// Compute rolling beta against the benchmark.
+    pub beta: bool,
     /// Compute indicators.
     pub indicators: bool,
     /// |zscore| above this raises an alert.
@@ -185,6 +187,7 @@ impl Default for FeaturesConfig {
             rolling_window: 60,
             benchmark: "BTCUSDT".into(),
             correlation: true,
+            beta: true,
             indicators: true,
             zscore_alert: 3.0,
         }

@@ -21,6 +21,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "rolling_window",
             "benchmark",
             "correlation",
+            "beta",
             "indicators",
             "zscore_alert",
         ],

@@ -108,12 +108,11 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             .bars
             .probe_with(&consumed)
             .parquet_sink(output.clone(), lateness, errors.clone())
-            .inspect(sink("bars"))
-            .concat(
-                out.beta
-                    .parquet_sink(output.clone(), lateness, errors.clone())
-                    .inspect(sink("beta")),
-            );
+            .inspect(sink("bars"));
+        if let Some(s) = out.beta {
+            let w = s.parquet_sink(output.clone(), lateness, errors.clone());
+            written = written.concat(w.inspect(sink("beta")));
+        }
         if let Some(s) = out.indicators {
             let w = s.parquet_sink(output.clone(), lateness, errors.clone());
             written = written.concat(w.inspect(sink("indicators")));

@@ -21,6 +21,8 @@ pub struct FeatureConfig {
     pub indicators: Option<IndicatorConfig>,
     /// Correlation matrix and beta; `correlation = false` keeps beta only.
     pub comoments: CoMomentConfig,
+    /// Emit rolling beta (`features.beta`).
+    pub beta: bool,
     /// Checkpoint interval and restore point of the rolling operators (live only).
     pub checkpoint: Option<CheckpointPlan>,
 }
@@ -28,12 +30,27 @@ pub struct FeatureConfig {
 impl FeatureConfig {
     /// The operators that take snapshots with this configuration.
     pub fn checkpointed_operators(&self) -> Vec<String> {
-        let mut ops = vec!["grid".to_string()];
+        let mut ops = Vec::new();
+        if self.needs_grid() {
+            ops.push("grid".to_string());
+        }
         if self.indicators.is_some() {
             ops.push("indicators".into());
         }
-        ops.push("comoments".into());
+        if self.needs_comoments() {
+            ops.push("comoments".into());
+        }
         ops
+    }
+
+    /// True when correlation or beta is on, which the co-moments operator computes.
+    fn needs_comoments(&self) -> bool {
+        self.comoments.correlation || self.beta
+    }
+
+    /// True when a feature on the dense close grid is on (everything but bars).
+    fn needs_grid(&self) -> bool {
+        self.indicators.is_some() || self.needs_comoments()
     }
 }
 
@@ -47,8 +64,8 @@ pub struct FeatureStreams<'scope> {
     pub alerts: Option<StreamVec<'scope, i64, AlertRow>>,
     /// Correlation pairs, when the correlation matrix is on.
     pub correlation: Option<StreamVec<'scope, i64, CorrRow>>,
-    /// Rolling beta against the benchmark.
-    pub beta: StreamVec<'scope, i64, BetaRow>,
+    /// Rolling beta against the benchmark, when beta is on.
+    pub beta: Option<StreamVec<'scope, i64, BetaRow>>,
     /// Records rejected inside the graph (for example duplicates).
     pub rejects: StreamVec<'scope, i64, Reject>,
 }
@@ -71,23 +88,26 @@ pub fn features<'scope>(
         _ => None,
     };
     let (bars, duplicates) = batches.bars(config.bars.clone(), Some(stats));
-    let grid = bars
-        .clone()
-        .dense_grid_with(bars.clone().last_bars(), cp.clone());
-    let (indicators, alerts) = match config.indicators {
-        Some(c) => {
-            let (rows, alerts) = grid.clone().indicators_with(c, cp.clone());
-            (Some(rows), Some(alerts))
-        }
-        None => (None, None),
-    };
-    let (correlation, beta) = grid.rolling_comoments_with(config.comoments.clone(), cp);
-    FeatureStreams {
-        bars,
-        indicators,
-        alerts,
-        correlation: config.comoments.correlation.then_some(correlation),
-        beta,
+    let mut out = FeatureStreams {
+        bars: bars.clone(),
+        indicators: None,
+        alerts: None,
+        correlation: None,
+        beta: None,
         rejects: source_rejects.concat(duplicates),
+    };
+    if !config.needs_grid() {
+        return out;
     }
+    let grid = bars.clone().dense_grid_with(bars.last_bars(), cp.clone());
+    if let Some(c) = config.indicators {
+        let (rows, alerts) = grid.clone().indicators_with(c, cp.clone());
+        (out.indicators, out.alerts) = (Some(rows), Some(alerts));
+    }
+    if config.needs_comoments() {
+        let (correlation, beta) = grid.rolling_comoments_with(config.comoments.clone(), cp);
+        out.correlation = config.comoments.correlation.then_some(correlation);
+        out.beta = config.beta.then_some(beta);
+    }
+    out
 }

@@ -133,7 +133,9 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             stats: &stats,
         };
         durable_streams.extend(sinks.both(out.bars));
-        durable_streams.extend(sinks.both(out.beta));
+        if let Some(s) = out.beta {
+            durable_streams.extend(sinks.both(s));
+        }
         if let Some(s) = out.indicators {
             durable_streams.extend(sinks.both(s));
         }

@@ -31,6 +31,38 @@ impl Fixed {
     /// Rounds `x` to the nearest representable fixed-point value (saturating).
     #[inline]
     pub fn from_f64(x: f64) -> Fixed {
+        // The same as `(x * SCALE).round() as i128` (x · 2^64 is exact, rounded half
+        // away from zero), done with integer shifts of the mantissa instead of the
+        // slow float-to-i128 conversion; zeros, subnormals, non-finite values and
+        // magnitudes near the saturation limit take that path.
+        let bits = x.to_bits();
+        let exp = ((bits >> 52) & 0x7ff) as i32;
+        if exp == 0 || exp == 0x7ff {
+            return Fixed::from_f64_slow(x);
+        }
+        let m = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+        // x = ±m · 2^(exp - 1075), so x · 2^64 = ±m · 2^(exp - 1011).
+        let shift = exp - 1011;
+        let magnitude: i128 = if shift >= 0 {
+            if shift > 73 {
+                return Fixed::from_f64_slow(x);
+            }
+            (m as i128) << shift
+        } else if shift >= -53 {
+            let s = (-shift) as u32;
+            ((m + (1u64 << (s - 1))) >> s) as i128
+        } else {
+            0
+        };
+        Fixed(if bits >> 63 == 1 {
+            -magnitude
+        } else {
+            magnitude
+        })
+    }
+
+    #[cold]
+    fn from_f64_slow(x: f64) -> Fixed {
         Fixed((x * SCALE).round() as i128)
     }
 
@@ -81,6 +113,47 @@ mod tests {
         assert_eq!(fwd, rev);
         let naive: f64 = xs.iter().sum();
         assert!((fwd.to_f64() - naive).abs() / naive < 1e-12);
+    }
+
+    #[test]
+    fn the_fast_conversion_equals_rounding_the_scaled_value() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            2f64.powi(-64),
+            2f64.powi(-65),
+            1.5 * 2f64.powi(-65),
+            2f64.powi(-66),
+            2f64.powi(62),
+            2f64.powi(63),
+            2f64.powi(64),
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            1e-310,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        for _ in 0..200_000 {
+            // Random bit patterns over every exponent, and typical prices and sizes.
+            xs.push(f64::from_bits(next()));
+            let unit = (next() >> 11) as f64 / (1u64 << 53) as f64;
+            xs.push(unit * 10f64.powi((next() % 24) as i32 - 12));
+        }
+        for x in xs {
+            let want = (x * SCALE).round() as i128;
+            assert_eq!(Fixed::from_f64(x).0, want, "{x:e} ({:#x})", x.to_bits());
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Stable routing hashes: which worker owns a symbol, an exchange name's dedup hash.
+//! Stable routing hashes: which worker owns a symbol or a trade id, an exchange name's
+//! dedup hash.
 //!
 //! The hash must be the same in every process and every release, so it is a fixed
 //! FNV-1a rather than std's randomly seeded hasher.
@@ -25,4 +26,35 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 pub fn symbol_route(symbol: &str) -> u64 {
     let h = stable_hash(symbol.as_bytes());
     h ^ (h >> 29) ^ (h >> 47)
+}
+
+/// A well-mixed 64-bit hash of `x` (the splitmix64 finalizer).
+#[inline]
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The shard of a trade among `shards` (the workers of the bars operator's first
+/// stage): every copy of an `(exchange, trade_id)` lands on the same one, so
+/// duplicates meet; trades without an id are spread by their input order.
+///
+/// ```
+/// use operators::{route::trade_shard, Trade};
+/// let t = |id, seq| Trade { ts_ms: 0, trade_id: id, seq, exchange: 0, price: 1.0, qty: 1.0,
+///     is_buyer_maker: false };
+/// assert_eq!(trade_shard(&t(42, 1), 4), trade_shard(&t(42, 9), 4));
+/// assert!(trade_shard(&t(43, 1), 4) < 4);
+/// ```
+#[inline]
+pub fn trade_shard(t: &crate::Trade, shards: u64) -> u64 {
+    let key = if t.trade_id == crate::NO_TRADE_ID {
+        t.seq
+    } else {
+        (t.trade_id as u64) ^ t.exchange.rotate_left(32)
+    };
+    // Lemire's multiply-shift range reduction: a division would cost more than the hash.
+    ((u128::from(mix(key)) * u128::from(shards)) >> 64) as u64
 }

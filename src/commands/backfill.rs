@@ -253,13 +253,17 @@ pub fn feature_config(bars: BarsConfig, f: &crate::config::FeaturesConfig) -> Fe
             benchmark: f.benchmark.clone(),
             correlation: f.correlation,
         },
+        beta: f.beta,
         checkpoint: None,
     }
 }
 
 /// The feature sets a run with these settings writes.
 fn enabled_sets(f: &crate::config::FeaturesConfig) -> Vec<String> {
-    let mut sets = vec!["bars", "beta"];
+    let mut sets = vec!["bars"];
+    if f.beta {
+        sets.push("beta");
+    }
     if f.indicators {
         sets.extend(["indicators", "alerts"]);
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use operators::route::trade_shard;
 use operators::{Candle, Reject, SymbolBatch, Trade};
 
 /// Records decoded from a bounded slice of one input, grouped by symbol, plus the
@@ -33,6 +34,9 @@ pub struct Chunk {
     /// Records of each symbol in the last chunk taken: `(trades, candles)`, the
     /// capacity a new batch of that symbol starts with.
     sizes: HashMap<String, (usize, usize)>,
+    /// Trades are split into this many batches per symbol by
+    /// [`trade_shard`] (0 or 1: one batch per symbol).
+    shards: u64,
 }
 
 /// Up to this many symbols a chunk finds a symbol's batch by comparing names, which
@@ -40,6 +44,29 @@ pub struct Chunk {
 const LINEAR_SYMBOLS: usize = 8;
 
 impl Chunk {
+    /// Splits each symbol's trades into `shards` batches by [`trade_shard`], the way
+    /// the bars operator routes them over `shards` workers, so that it need not copy
+    /// them again. Candles stay in the symbol's first batch.
+    ///
+    /// ```
+    /// use connectors::decode::Chunk;
+    /// use operators::{route::trade_shard, Trade};
+    /// let mut chunk = Chunk::default();
+    /// chunk.set_shards(2);
+    /// for id in 0..10 {
+    ///     let t = Trade { ts_ms: 5, trade_id: id, seq: 0, exchange: 0, price: 1.0, qty: 1.0,
+    ///         is_buyer_maker: true };
+    ///     chunk.push_trade("BTCUSDT", t);
+    /// }
+    /// for b in chunk.take_batches() {
+    ///     let s = trade_shard(&b.trades[0], 2);
+    ///     assert!(b.trades.iter().all(|t| trade_shard(t, 2) == s));
+    /// }
+    /// ```
+    pub fn set_shards(&mut self, shards: u64) {
+        self.shards = shards;
+    }
+
     #[inline]
     fn batch(&mut self, symbol: &str) -> &mut SymbolBatch {
         let i = self.batch_index(symbol);
@@ -59,14 +86,16 @@ impl Chunk {
             Some(i) => i,
             None => {
                 let (t, c) = self.sizes.get(symbol).copied().unwrap_or_default();
-                self.batches.push(SymbolBatch {
-                    symbol: symbol.to_string(),
-                    trades: Vec::with_capacity(t + t / 8),
-                    candles: Vec::with_capacity(c + c / 8),
-                });
-                self.index
-                    .insert(symbol.to_string(), self.batches.len() - 1);
-                self.batches.len() - 1
+                let base = self.batches.len();
+                for k in 0..self.shards.max(1) {
+                    self.batches.push(SymbolBatch {
+                        symbol: symbol.to_string(),
+                        trades: Vec::with_capacity(t + t / 8),
+                        candles: Vec::with_capacity(if k == 0 { c + c / 8 } else { 0 }),
+                    });
+                }
+                self.index.insert(symbol.to_string(), base);
+                base
             }
         }
     }
@@ -75,6 +104,11 @@ impl Chunk {
     #[inline]
     pub(crate) fn push_trade_at(&mut self, i: usize, trade: Trade) {
         self.rows += 1;
+        let i = if self.shards > 1 {
+            i + trade_shard(&trade, self.shards) as usize
+        } else {
+            i
+        };
         self.batches[i].trades.push(trade);
     }
 
@@ -87,8 +121,8 @@ impl Chunk {
     /// Adds a decoded trade of `symbol` (counts one row).
     #[inline]
     pub fn push_trade(&mut self, symbol: &str, trade: Trade) {
-        self.rows += 1;
-        self.batch(symbol).trades.push(trade);
+        let i = self.batch_index(symbol);
+        self.push_trade_at(i, trade);
     }
 
     /// Adds a decoded candle of `symbol` (counts one row).
@@ -119,18 +153,23 @@ impl Chunk {
             b.trades.retain(|t| t.ts_ms >= from && t.ts_ms < to);
             b.candles.retain(|c| c.ts_ms >= from && c.ts_ms < to);
         }
-        self.batches.retain(|b| !b.is_empty());
-        self.index = self
-            .batches
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (b.symbol.clone(), i))
-            .collect();
+        // Batches are taken next: keep each symbol's shards together for any push.
+        if self.batches.iter().any(SymbolBatch::is_empty) && self.shards <= 1 {
+            self.batches.retain(|b| !b.is_empty());
+            self.index = self
+                .batches
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.symbol.clone(), i))
+                .collect();
+        }
     }
 
-    /// Takes the per-symbol batches, leaving the chunk empty of records.
+    /// Takes the per-symbol (and per-shard) batches that hold records, leaving the
+    /// chunk empty of records.
     pub fn take_batches(&mut self) -> Vec<SymbolBatch> {
         self.index.clear();
+        self.batches.retain(|b| !b.is_empty());
         for b in &self.batches {
             let size = (b.trades.len(), b.candles.len());
             if let Some(s) = self.sizes.get_mut(&b.symbol) {

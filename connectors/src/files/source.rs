@@ -159,6 +159,8 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
             };
             let mut summary = RunEvent::source(index);
             let mut chunk = Chunk::default();
+            // Pre-split for the bars operator's trade shards (one per worker).
+            chunk.set_shards(peers as u64);
             // Capability times of the last `MAX_AHEAD_CHUNKS` chunks emitted.
             let mut emitted: VecDeque<i64> = VecDeque::with_capacity(MAX_AHEAD_CHUNKS + 1);
             activator.activate();

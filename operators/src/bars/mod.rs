@@ -1,21 +1,31 @@
 //! The `bars` operator: exact OHLCV bars per symbol at every configured resolution.
 //!
 //! Input is a stream of [`SymbolBatch`]es whose timely time is event time (ms) and whose
-//! records carry event times at or after their message's time. The operator routes by
-//! symbol, buffers trades of each finest-resolution window until the input frontier
-//! passes the window's end, then sorts them by `(ts_ms, trade_id, seq)`, drops
-//! duplicate `(exchange, trade_id)`s (keeping the first by that order), and rolls the
-//! finished bar up into every coarser resolution. Only windows with a trade are emitted.
+//! records carry event times at or after their message's time. It runs in two stages:
+//! 1. trades are routed by `(exchange, trade_id)` shard, so every worker takes a share
+//!    of every symbol; each buffers its trades of a finest-resolution window until the
+//!    input frontier passes the window's end, sorts them by `(ts_ms, trade_id, seq)`,
+//!    drops duplicate `(exchange, trade_id)`s (keeping the first by that order) and
+//!    sums the rest into a partial bar ([`Part`]);
+//! 2. parts are routed by symbol and merged (exactly: [`BarAcc::merge`] is associative)
+//!    into the window of every resolution, emitted once the frontier passes its end.
+//!
+//! Only windows with a trade are emitted.
 
 mod acc;
 mod dedup;
-mod state;
+mod rollup;
+mod shard;
 #[cfg(test)]
 mod tests;
+mod trades;
 
 pub use acc::{Bar, BarAcc, OrderKey};
+pub use trades::{Part, PartBatch};
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
@@ -23,10 +33,14 @@ use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{Stream, StreamVec};
 
+use timely::dataflow::operators::{Capability, Concat};
+
 use crate::resolution::{validate, Resolution};
 use crate::route::symbol_route;
 use crate::{OperatorError, Reject, SymbolBatch};
-use state::{Plan, SymbolState};
+use rollup::RollupState;
+use shard::{batch_shard, ShardTrades};
+use trades::{candle_part, Plan, TradeState};
 
 /// Settings of the bars operator.
 #[derive(Clone, Debug)]
@@ -89,7 +103,7 @@ pub trait Bars<'scope> {
     fn bars(
         self,
         config: BarsConfig,
-        stats: Option<std::rc::Rc<std::cell::RefCell<BarsStats>>>,
+        stats: Option<Rc<RefCell<BarsStats>>>,
     ) -> (StreamVec<'scope, i64, Bar>, StreamVec<'scope, i64, Reject>);
 }
 
@@ -97,88 +111,183 @@ impl<'scope> Bars<'scope> for Stream<'scope, i64, Vec<SymbolBatch>> {
     fn bars(
         self,
         config: BarsConfig,
-        stats: Option<std::rc::Rc<std::cell::RefCell<BarsStats>>>,
+        stats: Option<Rc<RefCell<BarsStats>>>,
     ) -> (StreamVec<'scope, i64, Bar>, StreamVec<'scope, i64, Reject>) {
-        let mut builder = OperatorBuilder::new("Bars".to_owned(), self.scope());
-        let pact = Exchange::new(|b: &SymbolBatch| symbol_route(&b.symbol));
-        let mut input = builder.new_input(self, pact);
-        let (bars_out, bars_stream) = builder.new_output();
-        let (rejects_out, rejects_stream) = builder.new_output();
-        let mut bars_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Bar>>>::from(bars_out);
-        let mut rejects_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
-
         let plan = Plan {
             finest: config.resolutions.first().map(|r| r.ms).unwrap_or(1000),
             all: config.resolutions.iter().map(|r| r.ms).collect(),
             dedup_horizon_ms: config.dedup_horizon_ms.max(config.lateness_ms),
             lateness_ms: config.lateness_ms,
         };
+        let peers = self.scope().peers() as u64;
+        let sharded = if peers > 1 {
+            self.shard_trades(peers)
+        } else {
+            self
+        };
+        let held = Rc::new(Cell::new(0u64));
+        let (parts, trade_rejects) = bar_parts(sharded, plan.clone(), stats.clone(), held.clone());
+        let (bars, part_rejects) = roll_up(parts, plan, stats, held);
+        (bars, trade_rejects.concat(part_rejects))
+    }
+}
 
-        builder.build(move |mut caps| {
-            let mut rejects_cap = caps.pop();
-            let mut bars_cap = caps.pop();
-            let mut symbols: HashMap<String, SymbolState> = HashMap::new();
-            let mut last_frontier = i64::MIN;
-            let mut bars = Vec::new();
-            let mut rejects = Vec::new();
-            move |frontiers| {
-                let mut records_in = 0u64;
-                input.for_each(|_cap, data| {
-                    for batch in data.drain(..) {
-                        records_in += batch.len() as u64;
+/// Stage one ("BarParts"): trades routed by trade shard, deduplicated and summed per
+/// finest window once it is final; candles passed on as parts. `held` gets the number
+/// of records this stage holds.
+fn bar_parts<'scope>(
+    batches: StreamVec<'scope, i64, SymbolBatch>,
+    plan: Plan,
+    stats: Option<Rc<RefCell<BarsStats>>>,
+    held: Rc<Cell<u64>>,
+) -> (
+    StreamVec<'scope, i64, PartBatch>,
+    StreamVec<'scope, i64, Reject>,
+) {
+    let mut builder = OperatorBuilder::new("BarParts".to_owned(), batches.scope());
+    let peers = batches.scope().peers() as u64;
+    let pact = Exchange::new(move |b: &SymbolBatch| batch_shard(b, peers));
+    let mut input = builder.new_input(batches, pact);
+    let (parts_out, parts_stream) = builder.new_output();
+    let (rejects_out, rejects_stream) = builder.new_output();
+    let mut parts_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<PartBatch>>>::from(parts_out);
+    let mut rejects_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
+    builder.build(move |mut caps| {
+        let mut rejects_cap = caps.pop();
+        let mut parts_cap = caps.pop();
+        let mut symbols: HashMap<String, TradeState> = HashMap::new();
+        let mut last_frontier = i64::MIN;
+        let mut out: Vec<PartBatch> = Vec::new();
+        let mut rejects = Vec::new();
+        move |frontiers| {
+            let mut records_in = 0u64;
+            input.for_each(|_cap, data| {
+                for batch in data.drain(..) {
+                    records_in += batch.len() as u64;
+                    if !batch.candles.is_empty() {
+                        out.push(PartBatch {
+                            symbol: batch.symbol.clone(),
+                            parts: batch.candles.iter().map(candle_part).collect(),
+                        });
+                    }
+                    if !batch.trades.is_empty() {
                         let state = match symbols.get_mut(&batch.symbol) {
                             Some(s) => s,
                             None => symbols.entry(batch.symbol.clone()).or_default(),
                         };
-                        state.push_trades(&batch.trades);
-                        state.push_candles(&plan, &batch.candles);
-                    }
-                });
-
-                let frontier = frontiers[0].frontier().first().copied().unwrap_or(i64::MAX);
-                if frontier > last_frontier || frontier == i64::MAX {
-                    last_frontier = frontier;
-                    for (symbol, state) in symbols.iter_mut() {
-                        state.finalize(symbol, &plan, frontier, &mut bars, &mut rejects);
-                    }
-                    symbols.retain(|_, s| !s.is_idle() || frontier != i64::MAX);
-                }
-                if let Some(stats) = stats.as_ref() {
-                    let mut stats = stats.borrow_mut();
-                    stats.records_in += records_in;
-                    stats.bars_out += bars.len() as u64;
-                    stats.state_records =
-                        symbols.values().map(SymbolState::size).sum::<usize>() as u64;
-                }
-                if let Some(cap) = bars_cap.as_ref() {
-                    if !bars.is_empty() {
-                        bars_out
-                            .activate()
-                            .session(cap)
-                            .give_iterator(bars.drain(..));
+                        state.push_trades(batch.trades);
                     }
                 }
-                if let Some(cap) = rejects_cap.as_ref() {
-                    if !rejects.is_empty() {
-                        rejects_out
-                            .activate()
-                            .session(cap)
-                            .give_iterator(rejects.drain(..));
+            });
+            let frontier = frontiers[0].frontier().first().copied().unwrap_or(i64::MAX);
+            if frontier > last_frontier || frontier == i64::MAX {
+                last_frontier = frontier;
+                for (symbol, state) in symbols.iter_mut() {
+                    let mut parts = Vec::new();
+                    state.finalize(symbol, &plan, frontier, &mut parts, &mut rejects);
+                    if !parts.is_empty() {
+                        out.push(PartBatch {
+                            symbol: symbol.clone(),
+                            parts,
+                        });
                     }
                 }
-                if frontier == i64::MAX {
-                    bars_cap = None;
-                    rejects_cap = None;
-                } else {
-                    for cap in bars_cap.iter_mut().chain(rejects_cap.iter_mut()) {
-                        if *cap.time() < frontier {
-                            cap.downgrade(&frontier);
-                        }
-                    }
-                }
+                symbols.retain(|_, s| !s.is_idle() || frontier != i64::MAX);
+                held.set(symbols.values().map(TradeState::size).sum::<usize>() as u64);
             }
-        });
-        (bars_stream, rejects_stream)
+            if let Some(stats) = stats.as_ref() {
+                stats.borrow_mut().records_in += records_in;
+            }
+            send(&mut parts_out, parts_cap.as_ref(), &mut out);
+            send(&mut rejects_out, rejects_cap.as_ref(), &mut rejects);
+            advance(&mut parts_cap, frontier);
+            advance(&mut rejects_cap, frontier);
+        }
+    });
+    (parts_stream, rejects_stream)
+}
+
+/// Stage two ("BarRollup"): parts routed by symbol, merged into every resolution's
+/// windows and emitted once final; restated within the allowed lateness.
+fn roll_up<'scope>(
+    parts: StreamVec<'scope, i64, PartBatch>,
+    plan: Plan,
+    stats: Option<Rc<RefCell<BarsStats>>>,
+    held: Rc<Cell<u64>>,
+) -> (StreamVec<'scope, i64, Bar>, StreamVec<'scope, i64, Reject>) {
+    let mut builder = OperatorBuilder::new("BarRollup".to_owned(), parts.scope());
+    let pact = Exchange::new(|b: &PartBatch| symbol_route(&b.symbol));
+    let mut input = builder.new_input(parts, pact);
+    let (bars_out, bars_stream) = builder.new_output();
+    let (rejects_out, rejects_stream) = builder.new_output();
+    let mut bars_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Bar>>>::from(bars_out);
+    let mut rejects_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
+    builder.build(move |mut caps| {
+        let mut rejects_cap = caps.pop();
+        let mut bars_cap = caps.pop();
+        let mut symbols: HashMap<String, RollupState> = HashMap::new();
+        let mut last_frontier = i64::MIN;
+        let mut bars = Vec::new();
+        let mut rejects = Vec::new();
+        move |frontiers| {
+            input.for_each(|_cap, data| {
+                for batch in data.drain(..) {
+                    let state = match symbols.get_mut(&batch.symbol) {
+                        Some(s) => s,
+                        None => symbols.entry(batch.symbol.clone()).or_default(),
+                    };
+                    for part in &batch.parts {
+                        state.apply(&batch.symbol, &plan, part, &mut bars, &mut rejects);
+                    }
+                }
+            });
+            let frontier = frontiers[0].frontier().first().copied().unwrap_or(i64::MAX);
+            if frontier > last_frontier || frontier == i64::MAX {
+                last_frontier = frontier;
+                for (symbol, state) in symbols.iter_mut() {
+                    state.finalize(symbol, &plan, frontier, &mut bars);
+                }
+                symbols.retain(|_, s| !s.is_idle() || frontier != i64::MAX);
+            }
+            if let Some(stats) = stats.as_ref() {
+                let mut stats = stats.borrow_mut();
+                stats.bars_out += bars.len() as u64;
+                stats.state_records =
+                    symbols.values().map(RollupState::size).sum::<usize>() as u64 + held.get();
+            }
+            send(&mut bars_out, bars_cap.as_ref(), &mut bars);
+            send(&mut rejects_out, rejects_cap.as_ref(), &mut rejects);
+            advance(&mut bars_cap, frontier);
+            advance(&mut rejects_cap, frontier);
+        }
+    });
+    (bars_stream, rejects_stream)
+}
+
+/// Sends `items` at `cap` (they are dropped only if the output is already closed,
+/// which cannot happen while the input is open).
+fn send<D: Clone + 'static>(
+    out: &mut OutputBuilder<i64, CapacityContainerBuilder<Vec<D>>>,
+    cap: Option<&Capability<i64>>,
+    items: &mut Vec<D>,
+) {
+    if let Some(cap) = cap {
+        if !items.is_empty() {
+            out.activate().session(cap).give_iterator(items.drain(..));
+        }
+    }
+}
+
+/// Moves a held capability to the input frontier, or drops it when the input is done.
+fn advance(cap: &mut Option<Capability<i64>>, frontier: i64) {
+    if frontier == i64::MAX {
+        *cap = None;
+    } else if let Some(c) = cap.as_mut() {
+        if *c.time() < frontier {
+            c.downgrade(&frontier);
+        }
     }
 }
