@@ -12,11 +12,6 @@ mod watchdog;
 
 use std::process::ExitCode;
 
-/// mimalloc: the dataflow allocates many short-lived batches from several worker
-/// threads, where it is measurably faster than the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 
 /// A problem with how the command was invoked (exit code 2).
