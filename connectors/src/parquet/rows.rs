@@ -12,6 +12,7 @@ use operators::{Bar, Resolution};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -156,10 +157,19 @@ impl FeatureRow for Bar {
 /// Encodes rows (already sorted) as one zstd-compressed Parquet file in memory.
 pub fn encode_parquet<R: FeatureRow>(rows: &[R], path: &str) -> Result<Vec<u8>> {
     let batch = R::to_batch(rows)?;
-    let props = WriterProperties::builder()
+    // Dictionary pages only for the string columns (symbols repeat; prices and
+    // statistics are mostly distinct, where a dictionary is work thrown away).
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by("marketflow".to_string())
-        .build();
+        .set_dictionary_enabled(false);
+    for field in R::schema().fields() {
+        if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+            props =
+                props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
+        }
+    }
+    let props = props.build();
     let mut out = Vec::new();
     let wrap = |source| ConnectorError::Parquet {
         path: path.to_string(),

@@ -116,25 +116,43 @@ fn merge_into(windows: &mut Windows<BarAcc>, start: i64, acc: &BarAcc) {
 /// Values by window start, sorted: parts mostly arrive in time order, so a lookup
 /// mostly hits the last entry, an insert appends, and finished windows leave from the
 /// front, with no tree nodes to rebalance.
+/// With several workers, each sends its parts of a span of windows in order, so the
+/// last position found (and the one after it) is tried before a binary search.
 struct Windows<V> {
     items: VecDeque<(i64, V)>,
+    /// The index of the last window looked up.
+    hint: usize,
 }
 
 impl<V> Default for Windows<V> {
     fn default() -> Self {
         Windows {
             items: VecDeque::new(),
+            hint: 0,
         }
     }
 }
 
 impl<V> Windows<V> {
-    fn position(&self, start: i64) -> Result<usize, usize> {
-        match self.items.back() {
+    fn position(&mut self, start: i64) -> Result<usize, usize> {
+        let found = match self.items.back() {
             Some((s, _)) if *s == start => Ok(self.items.len() - 1),
             Some((s, _)) if *s < start => Err(self.items.len()),
-            _ => self.items.binary_search_by_key(&start, |(s, _)| *s),
+            _ => {
+                let at = |i: usize| self.items.get(i).map(|(s, _)| *s);
+                if at(self.hint) == Some(start) {
+                    Ok(self.hint)
+                } else if at(self.hint + 1) == Some(start) {
+                    Ok(self.hint + 1)
+                } else {
+                    self.items.binary_search_by_key(&start, |(s, _)| *s)
+                }
+            }
+        };
+        if let Ok(i) = found {
+            self.hint = i;
         }
+        found
     }
 
     fn get_mut(&mut self, start: i64) -> Option<&mut V> {
@@ -152,6 +170,7 @@ impl<V> Windows<V> {
     /// Removes and returns the first window when it starts at or before `start`.
     fn pop_first_before(&mut self, start: i64) -> Option<(i64, V)> {
         if self.items.front()?.0 <= start {
+            self.hint = self.hint.saturating_sub(1);
             self.items.pop_front()
         } else {
             None
