@@ -4,5 +4,5 @@ mod rows;
 mod sets;
 mod sink;
 
-pub use rows::{encode_parquet, partition_dir, FeatureRow};
+pub use rows::{encode_parquet, partition_dir, FeatureRow, SortKey};
 pub use sink::{hex_digest, ParquetSink, PartitionWritten, PART_FILE};

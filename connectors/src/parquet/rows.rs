@@ -18,6 +18,29 @@ use serde::Serialize;
 
 use crate::{ConnectorError, Result};
 
+/// Where a row goes in its file: by `group` (the symbol, or the pair), then window end,
+/// then `tail` (what tells apart rows of one symbol and window, e.g. an alert's kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SortKey<'a> {
+    /// `(symbol, "")`, or `(symbol_a, symbol_b)` for pairs.
+    pub group: (&'a str, &'a str),
+    /// The window end.
+    pub window_end: i64,
+    /// The last tie-breaker (`""` when none).
+    pub tail: &'a str,
+}
+
+impl<'a> SortKey<'a> {
+    /// The key of a per-symbol row.
+    pub fn symbol(symbol: &'a str, window_end: i64) -> SortKey<'a> {
+        SortKey {
+            group: (symbol, ""),
+            window_end,
+            tail: "",
+        }
+    }
+}
+
 /// A record of one feature set, as written to Parquet.
 pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
     /// The feature set, e.g. `bars` (the output directory and topic stem).
@@ -28,7 +51,11 @@ pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
     fn window_end(&self) -> i64;
     /// File order: `(symbol, window_end)` for per-symbol sets; rows equal under it are
     /// revisions of one row.
-    fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering;
+    fn sort_key(&self) -> SortKey<'_>;
+    /// Compares two rows by [`FeatureRow::sort_key`].
+    fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering {
+        a.sort_key().cmp(&b.sort_key())
+    }
     /// 0 when first emitted, then +1 for each restatement (only bars are restated).
     fn revision(&self) -> u32 {
         0
@@ -108,8 +135,8 @@ impl FeatureRow for Bar {
         self.window_end
     }
 
-    fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering {
-        (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end))
+    fn sort_key(&self) -> SortKey<'_> {
+        SortKey::symbol(&self.symbol, self.window_end)
     }
 
     fn schema() -> SchemaRef {

@@ -11,7 +11,7 @@ use operators::indicators::{AlertRow, IndicatorRow};
 use crate::parquet::rows::{
     f64_array, f64_fields, i64_array, labels, str_array, ts_array, ts_field,
 };
-use crate::parquet::FeatureRow;
+use crate::parquet::{FeatureRow, SortKey};
 
 fn utf8(name: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
@@ -28,8 +28,8 @@ impl FeatureRow for IndicatorRow {
         self.window_end
     }
 
-    fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering {
-        (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end))
+    fn sort_key(&self) -> SortKey<'_> {
+        SortKey::symbol(&self.symbol, self.window_end)
     }
 
     fn schema() -> SchemaRef {
@@ -89,8 +89,12 @@ impl FeatureRow for CorrRow {
     }
 
     /// Pairs have no single symbol: files are sorted by (symbol_a, symbol_b, window_end).
-    fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering {
-        (&a.symbol_a, &a.symbol_b, a.window_end).cmp(&(&b.symbol_a, &b.symbol_b, b.window_end))
+    fn sort_key(&self) -> SortKey<'_> {
+        SortKey {
+            group: (&self.symbol_a, &self.symbol_b),
+            window_end: self.window_end,
+            tail: "",
+        }
     }
 
     fn schema() -> SchemaRef {
@@ -129,8 +133,8 @@ impl FeatureRow for BetaRow {
         self.window_end
     }
 
-    fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering {
-        (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end))
+    fn sort_key(&self) -> SortKey<'_> {
+        SortKey::symbol(&self.symbol, self.window_end)
     }
 
     fn schema() -> SchemaRef {
@@ -172,8 +176,12 @@ impl FeatureRow for AlertRow {
         self.window_end
     }
 
-    fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering {
-        (&a.symbol, a.window_end, &a.kind).cmp(&(&b.symbol, b.window_end, &b.kind))
+    fn sort_key(&self) -> SortKey<'_> {
+        SortKey {
+            group: (&self.symbol, ""),
+            window_end: self.window_end,
+            tail: &self.kind,
+        }
     }
 
     fn schema() -> SchemaRef {

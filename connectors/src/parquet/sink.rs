@@ -9,7 +9,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Stream, StreamVec};
 
-use crate::parquet::rows::{encode_parquet, partition_dir, FeatureRow};
+use crate::parquet::rows::{encode_parquet, partition_dir, FeatureRow, SortKey};
 use crate::store::Location;
 use crate::sync::ErrorSlot;
 
@@ -87,12 +87,12 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
                 ready.sort_unstable();
                 let mut written = Vec::new();
                 for key in ready {
-                    let mut rows = pending.remove(&key).unwrap_or_default();
+                    let rows = pending.remove(&key).unwrap_or_default();
                     if errors.is_set() {
                         continue;
                     }
                     // The last revision of a restated row replaces the earlier ones.
-                    rows.sort_by(|a, b| R::sort_cmp(a, b).then(b.revision().cmp(&a.revision())));
+                    let mut rows = sort_rows(rows);
                     if rows.iter().any(|r| r.revision() > 0) {
                         rows.dedup_by(|later, first| R::sort_cmp(later, first).is_eq());
                     }
@@ -135,4 +135,51 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
 /// Lower-case hex of `bytes` (a digest).
 pub fn hex_digest(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rows in file order ([`FeatureRow::sort_key`], then the latest revision first), the
+/// same as a stable sort by that key. The strings of the key are ranked once per
+/// distinct value, so the sort itself compares integers.
+fn sort_rows<R: FeatureRow>(rows: Vec<R>) -> Vec<R> {
+    fn ranks<'a>(
+        values: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> HashMap<(&'a str, &'a str), u32> {
+        let mut distinct: Vec<(&str, &str)> = values
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
+        distinct.sort_unstable();
+        distinct
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (v, i as u32))
+            .collect()
+    }
+    let order: Vec<(u32, i64, u32, std::cmp::Reverse<u32>, usize)> = {
+        let keys: Vec<SortKey<'_>> = rows.iter().map(FeatureRow::sort_key).collect();
+        let groups = ranks(keys.iter().map(|k| k.group));
+        let tails = ranks(keys.iter().map(|k| (k.tail, "")));
+        let mut order: Vec<_> = keys
+            .iter()
+            .zip(&rows)
+            .enumerate()
+            .map(|(i, (k, r))| {
+                let revision = std::cmp::Reverse(r.revision());
+                (
+                    groups[&k.group],
+                    k.window_end,
+                    tails[&(k.tail, "")],
+                    revision,
+                    i,
+                )
+            })
+            .collect();
+        order.sort_unstable();
+        order
+    };
+    let mut slots: Vec<Option<R>> = rows.into_iter().map(Some).collect();
+    order
+        .into_iter()
+        .filter_map(|(.., i)| slots[i].take())
+        .collect()
 }
