@@ -103,3 +103,35 @@ fn from_and_to_restrict_the_range() {
         .collect();
     assert_bars_match(&read_bars(&out), &reference_bars(&trades, &RES));
 }
+
+#[test]
+fn switched_off_sets_are_not_computed_and_bars_stay_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bars.toml");
+    std::fs::write(
+        &config,
+        "[features]\nresolutions = [\"1s\", \"1m\", \"5m\"]\n\
+         correlation = false\nbeta = false\nindicators = false\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let sample = sample();
+    assert_ok(&marketflow(&[
+        "backfill",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        sample.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "-w",
+        "2",
+    ]));
+    let m = &manifests(&out)[0];
+    let names: Vec<_> = m["feature_sets"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["bars"]);
+    for set in ["beta", "correlation", "indicators", "alerts"] {
+        assert!(!out.join(set).exists(), "{set} is off but was written");
+    }
+    assert_bars_match(&read_bars(&out), &reference_bars(&sample_trades(), &RES));
+}
