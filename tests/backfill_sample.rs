@@ -13,8 +13,12 @@ use common::*;
 const RES: [i64; 3] = [1_000, 60_000, 300_000];
 
 fn backfill(out: &Path, extra: &[&str]) {
+    backfill_with(&sample_config(), out, extra);
+}
+
+/// `backfill` of the sample with another config.
+fn backfill_with(config: &Path, out: &Path, extra: &[&str]) {
     let sample = sample();
-    let config = sample_config();
     let mut args = vec![
         "backfill",
         "--config",
@@ -115,18 +119,7 @@ fn switched_off_sets_are_not_computed_and_bars_stay_the_same() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let sample = sample();
-    assert_ok(&marketflow(&[
-        "backfill",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        sample.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "-w",
-        "2",
-    ]));
+    backfill_with(&config, &out, &["-w", "2"]);
     let m = &manifests(&out)[0];
     let names: Vec<_> = m["feature_sets"].as_object().unwrap().keys().collect();
     assert_eq!(names, ["bars"]);
