@@ -141,37 +141,26 @@ pub fn hex_digest(bytes: &[u8]) -> String {
 /// same as a stable sort by that key. The strings of the key are ranked once per
 /// distinct value, so the sort itself compares integers.
 fn sort_rows<R: FeatureRow>(rows: Vec<R>) -> Vec<R> {
-    fn ranks<'a>(
-        values: impl Iterator<Item = (&'a str, &'a str)>,
-    ) -> HashMap<(&'a str, &'a str), u32> {
-        let mut distinct: Vec<(&str, &str)> = values
+    /// Each distinct value's position in sorted order.
+    fn ranks<K: Ord + std::hash::Hash + Copy>(values: impl Iterator<Item = K>) -> HashMap<K, u32> {
+        let mut distinct: Vec<K> = values
             .collect::<std::collections::HashSet<_>>()
             .into_iter()
             .collect();
         distinct.sort_unstable();
-        distinct
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| (v, i as u32))
-            .collect()
+        distinct.into_iter().zip(0..).collect()
     }
     let order: Vec<(u32, i64, u32, std::cmp::Reverse<u32>, usize)> = {
         let keys: Vec<SortKey<'_>> = rows.iter().map(FeatureRow::sort_key).collect();
         let groups = ranks(keys.iter().map(|k| k.group));
-        let tails = ranks(keys.iter().map(|k| (k.tail, "")));
+        let tails = ranks(keys.iter().map(|k| k.tail));
         let mut order: Vec<_> = keys
             .iter()
             .zip(&rows)
             .enumerate()
             .map(|(i, (k, r))| {
                 let revision = std::cmp::Reverse(r.revision());
-                (
-                    groups[&k.group],
-                    k.window_end,
-                    tails[&(k.tail, "")],
-                    revision,
-                    i,
-                )
+                (groups[&k.group], k.window_end, tails[&k.tail], revision, i)
             })
             .collect();
         order.sort_unstable();

@@ -126,17 +126,19 @@ impl<'scope> Bars<'scope> for Stream<'scope, i64, Vec<SymbolBatch>> {
             self
         };
         let held = Rc::new(Cell::new(0u64));
-        let (parts, trade_rejects) = bar_parts(sharded, plan.clone(), stats.clone(), held.clone());
+        let (parts, trade_rejects) =
+            bar_parts(sharded, peers, plan.clone(), stats.clone(), held.clone());
         let (bars, part_rejects) = roll_up(parts, plan, stats, held);
         (bars, trade_rejects.concat(part_rejects))
     }
 }
 
 /// Stage one ("BarParts"): trades routed by trade shard, deduplicated and summed per
-/// finest window once it is final; candles passed on as parts. `held` gets the number
-/// of records this stage holds.
+/// finest window once it is final; candles passed on as parts. `peers` is the number
+/// of shards; `held` gets the number of records this stage holds.
 fn bar_parts<'scope>(
     batches: StreamVec<'scope, i64, SymbolBatch>,
+    peers: u64,
     plan: Plan,
     stats: Option<Rc<RefCell<BarsStats>>>,
     held: Rc<Cell<u64>>,
@@ -145,7 +147,6 @@ fn bar_parts<'scope>(
     StreamVec<'scope, i64, Reject>,
 ) {
     let mut builder = OperatorBuilder::new("BarParts".to_owned(), batches.scope());
-    let peers = batches.scope().peers() as u64;
     let pact = Exchange::new(move |b: &SymbolBatch| batch_shard(b, peers));
     let mut input = builder.new_input(batches, pact);
     let (parts_out, parts_stream) = builder.new_output();
@@ -173,11 +174,7 @@ fn bar_parts<'scope>(
                         });
                     }
                     if !batch.trades.is_empty() {
-                        let state = match symbols.get_mut(&batch.symbol) {
-                            Some(s) => s,
-                            None => symbols.entry(batch.symbol.clone()).or_default(),
-                        };
-                        state.push_trades(batch.trades);
+                        state_of(&mut symbols, &batch.symbol).push_trades(batch.trades);
                     }
                 }
             });
@@ -235,10 +232,7 @@ fn roll_up<'scope>(
         move |frontiers| {
             input.for_each(|_cap, data| {
                 for batch in data.drain(..) {
-                    let state = match symbols.get_mut(&batch.symbol) {
-                        Some(s) => s,
-                        None => symbols.entry(batch.symbol.clone()).or_default(),
-                    };
+                    let state = state_of(&mut symbols, &batch.symbol);
                     for part in &batch.parts {
                         state.apply(&batch.symbol, &plan, part, &mut bars, &mut rejects);
                     }
@@ -265,6 +259,14 @@ fn roll_up<'scope>(
         }
     });
     (bars_stream, rejects_stream)
+}
+
+/// The state of `symbol`, made on first sight (the key is allocated only then).
+fn state_of<'a, S: Default>(symbols: &'a mut HashMap<String, S>, symbol: &str) -> &'a mut S {
+    if !symbols.contains_key(symbol) {
+        symbols.insert(symbol.to_string(), S::default());
+    }
+    symbols.get_mut(symbol).expect("inserted above")
 }
 
 /// Sends `items` at `cap` (they are dropped only if the output is already closed,
