@@ -56,16 +56,18 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
         lateness_ms: i64,
         errors: ErrorSlot,
     ) -> StreamVec<'scope, i64, PartitionWritten> {
-        // One worker per partition (set, resolution, hour); hashed without allocating.
+        // One worker per partition (set, resolution, hour): consecutive hours of one
+        // set and resolution go to consecutive workers (timely takes the route modulo
+        // the worker count), so the writing is spread evenly as the hours close;
+        // the start is offset by a hash of (set, resolution).
         let set_hash = operators::route::stable_hash(R::SET.as_bytes());
         let route = move |r: &R| {
             let hour = r.window_end().div_euclid(HOUR);
-            let mut key = [0u8; 24];
+            let mut key = [0u8; 16];
             key[..8].copy_from_slice(&set_hash.to_le_bytes());
-            key[8..16].copy_from_slice(&r.resolution_ms().to_le_bytes());
-            key[16..].copy_from_slice(&hour.to_le_bytes());
-            let h = operators::route::stable_hash(&key);
-            h ^ (h >> 29) ^ (h >> 47)
+            key[8..].copy_from_slice(&r.resolution_ms().to_le_bytes());
+            let h = operators::route::stable_hash(&key) >> 32;
+            h.wrapping_add(hour as u64)
         };
         let name = format!("ParquetSink({})", R::SET);
         self.unary_frontier(Exchange::new(route), &name, move |cap, _info| {
