@@ -1,8 +1,6 @@
 //! The `ParquetSink` operator: buffers rows per partition and writes each partition once,
 //! when the frontier has passed its end plus the allowed lateness.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use timely::dataflow::channels::pact::Exchange;
@@ -72,7 +70,7 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
         let name = format!("ParquetSink({})", R::SET);
         self.unary_frontier(Exchange::new(route), &name, move |cap, _info| {
             let mut cap = Some(cap);
-            let mut pending: HashMap<(i64, i64), Vec<R>> = HashMap::new();
+            let mut pending: rustc_hash::FxHashMap<(i64, i64), Vec<R>> = Default::default();
             move |(input, frontier), out| {
                 input.for_each(|_time, data| {
                     for row in data.drain(..) {
@@ -143,14 +141,32 @@ pub fn hex_digest(bytes: &[u8]) -> String {
 /// same as a stable sort by that key. The strings of the key are ranked once per
 /// distinct value, so the sort itself compares integers.
 fn sort_rows<R: FeatureRow>(rows: Vec<R>) -> Vec<R> {
-    /// Each distinct value's position in sorted order.
-    fn ranks<K: Ord + std::hash::Hash + Copy>(values: impl Iterator<Item = K>) -> HashMap<K, u32> {
-        let mut distinct: Vec<K> = values
-            .collect::<std::collections::HashSet<_>>()
-            .into_iter()
+    /// Per value its rank among the distinct values in sorted order: one hash lookup
+    /// per value that differs from the one before it (rows come in runs of a symbol).
+    fn ranks<K: Ord + std::hash::Hash + Copy>(values: impl Iterator<Item = K>) -> Vec<u32> {
+        let mut ids: rustc_hash::FxHashMap<K, u32> = rustc_hash::FxHashMap::default();
+        let mut distinct: Vec<K> = Vec::new();
+        let mut last: Option<(K, u32)> = None;
+        let per_row: Vec<u32> = values
+            .map(|v| match last {
+                Some((k, id)) if k == v => id,
+                _ => {
+                    let id = *ids.entry(v).or_insert_with(|| {
+                        distinct.push(v);
+                        distinct.len() as u32 - 1
+                    });
+                    last = Some((v, id));
+                    id
+                }
+            })
             .collect();
-        distinct.sort_unstable();
-        distinct.into_iter().zip(0..).collect()
+        let mut by_value: Vec<u32> = (0..distinct.len() as u32).collect();
+        by_value.sort_unstable_by_key(|&id| distinct[id as usize]);
+        let mut rank = vec![0u32; distinct.len()];
+        for (r, id) in by_value.into_iter().enumerate() {
+            rank[id as usize] = r as u32;
+        }
+        per_row.into_iter().map(|id| rank[id as usize]).collect()
     }
     let order: Vec<(u32, i64, u32, std::cmp::Reverse<u32>, usize)> = {
         let keys: Vec<SortKey<'_>> = rows.iter().map(FeatureRow::sort_key).collect();
@@ -162,7 +178,7 @@ fn sort_rows<R: FeatureRow>(rows: Vec<R>) -> Vec<R> {
             .enumerate()
             .map(|(i, (k, r))| {
                 let revision = std::cmp::Reverse(r.revision());
-                (groups[&k.group], k.window_end, tails[&k.tail], revision, i)
+                (groups[i], k.window_end, tails[i], revision, i)
             })
             .collect();
         order.sort_unstable();

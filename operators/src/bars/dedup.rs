@@ -7,7 +7,9 @@
 //! Ids are inserted in non-decreasing event time (the order the bars operator
 //! finalizes trades in), which is what lets both structures expire from the front.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 
 /// Trade ids seen within the horizon, with the event time of the kept trade.
 #[derive(Default)]

@@ -23,8 +23,8 @@ mod trades;
 pub use acc::{Bar, BarAcc, OrderKey};
 pub use trades::{Part, PartBatch};
 
+use rustc_hash::FxHashMap as HashMap;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use timely::container::CapacityContainerBuilder;
@@ -158,7 +158,7 @@ fn bar_parts<'scope>(
     builder.build(move |mut caps| {
         let mut rejects_cap = caps.pop();
         let mut parts_cap = caps.pop();
-        let mut symbols: HashMap<String, TradeState> = HashMap::new();
+        let mut symbols: HashMap<String, TradeState> = HashMap::default();
         let mut last_frontier = i64::MIN;
         let mut out: Vec<PartBatch> = Vec::new();
         let mut rejects = Vec::new();
@@ -225,7 +225,7 @@ fn roll_up<'scope>(
     builder.build(move |mut caps| {
         let mut rejects_cap = caps.pop();
         let mut bars_cap = caps.pop();
-        let mut symbols: HashMap<String, RollupState> = HashMap::new();
+        let mut symbols: HashMap<String, RollupState> = HashMap::default();
         let mut last_frontier = i64::MIN;
         let mut bars = Vec::new();
         let mut rejects = Vec::new();

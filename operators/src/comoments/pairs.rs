@@ -1,6 +1,8 @@
 //! `CoMoments`: exact rolling sums per symbol and per owned pair at one resolution.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -55,7 +57,7 @@ impl CoMoments {
             index,
             peers,
             series: Vec::new(),
-            by_name: HashMap::new(),
+            by_name: HashMap::default(),
             pairs: Vec::new(),
             benchmark: None,
         }

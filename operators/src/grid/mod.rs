@@ -13,7 +13,9 @@ mod tests;
 
 pub use last::LastBars;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
@@ -161,7 +163,7 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
             "DenseGrid",
             |cap, _| {
                 let mut cap = Some(cap);
-                let mut series: HashMap<(String, i64), Series> = HashMap::new();
+                let mut series: HashMap<(String, i64), Series> = HashMap::default();
                 let mut cp = checkpoint.map(|c| c.checkpointer("grid", index, peers));
                 let mut skip_before = i64::MIN;
                 if let Some(c) = cp.as_ref().and_then(|c| c.restored_cut()) {
@@ -170,7 +172,7 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                 if let Some((_, state)) = cp.as_ref().and_then(|c| c.restored::<GridState>()) {
                     series.extend(state.series);
                 }
-                let mut last_end: HashMap<i64, i64> = HashMap::new();
+                let mut last_end: HashMap<i64, i64> = HashMap::default();
                 let mut seen_frontier = i64::MIN;
                 let mut out = Vec::new();
                 move |(bars, f1), (ends, f2), output| {

@@ -5,7 +5,9 @@ mod state;
 
 pub use state::IndicatorState;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -146,7 +148,7 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
         builder.build(move |caps| {
             let mut caps = Some(caps);
             let mut pending: BTreeMap<i64, Vec<GridPoint>> = BTreeMap::new();
-            let mut states: HashMap<(String, i64), IndicatorState> = HashMap::new();
+            let mut states: HashMap<(String, i64), IndicatorState> = HashMap::default();
             let mut cp = checkpoint.map(|c| c.checkpointer("indicators", index, peers));
             let skip_before = cp
                 .as_ref()
