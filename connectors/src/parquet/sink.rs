@@ -68,7 +68,9 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
             h.wrapping_add(hour as u64)
         };
         let name = format!("ParquetSink({})", R::SET);
-        self.unary_frontier(Exchange::new(route), &name, move |cap, _info| {
+        let scope = self.scope();
+        self.unary_frontier(Exchange::new(route), &name, move |cap, info| {
+            let activator = scope.activator_for(info.address);
             let mut cap = Some(cap);
             let mut pending: rustc_hash::FxHashMap<(i64, i64), Vec<R>> = Default::default();
             move |(input, frontier), out| {
@@ -85,8 +87,13 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
                     .copied()
                     .collect();
                 ready.sort_unstable();
+                // One partition per activation: encoding one takes milliseconds, and
+                // between them the worker gets to step (and to tell the other workers
+                // its progress). The capability stays put until all ready ones are
+                // written, so the output frontier never runs ahead of the files.
+                let more = ready.len() > 1;
                 let mut written = Vec::new();
-                for key in ready {
+                for key in ready.into_iter().take(1) {
                     let rows = pending.remove(&key).unwrap_or_default();
                     if errors.is_set() {
                         continue;
@@ -121,7 +128,9 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
                     if !written.is_empty() {
                         out.session(c).give_iterator(written.drain(..));
                     }
-                    if f == i64::MAX {
+                    if more {
+                        activator.activate();
+                    } else if f == i64::MAX {
                         cap = None;
                     } else if *c.time() < f {
                         c.downgrade(&f);
