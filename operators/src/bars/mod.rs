@@ -23,10 +23,10 @@ mod trades;
 pub use acc::{Bar, BarAcc, OrderKey};
 pub use trades::{Part, PartBatch};
 
-use rustc_hash::FxHashMap as HashMap;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use rustc_hash::FxHashMap as HashMap;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;

@@ -1,10 +1,9 @@
 //! `CoMoments`: exact rolling sums per symbol and per owned pair at one resolution.
 
 use std::collections::VecDeque;
-
-use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::comoments::{BetaRow, CoMomentConfig, CorrRow};

@@ -16,7 +16,6 @@ pub use last::LastBars;
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
-
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;

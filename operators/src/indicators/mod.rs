@@ -8,7 +8,6 @@ pub use state::IndicatorState;
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
-
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
