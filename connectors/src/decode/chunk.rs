@@ -148,20 +148,15 @@ impl Chunk {
     }
 
     /// Drops records outside `[from, to)` (a backfill's `--from`/`--to`).
+    /// Batches left empty stay (with their shards, so the index holds) until
+    /// [`Chunk::take_batches`] drops them.
     pub fn retain_range(&mut self, from: i64, to: i64) {
+        if from == i64::MIN && to == i64::MAX {
+            return;
+        }
         for b in &mut self.batches {
             b.trades.retain(|t| t.ts_ms >= from && t.ts_ms < to);
             b.candles.retain(|c| c.ts_ms >= from && c.ts_ms < to);
-        }
-        // Batches are taken next: keep each symbol's shards together for any push.
-        if self.batches.iter().any(SymbolBatch::is_empty) && self.shards <= 1 {
-            self.batches.retain(|b| !b.is_empty());
-            self.index = self
-                .batches
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (b.symbol.clone(), i))
-                .collect();
         }
     }
 

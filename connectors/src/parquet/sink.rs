@@ -60,12 +60,9 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
         // the start is offset by a hash of (set, resolution).
         let set_hash = operators::route::stable_hash(R::SET.as_bytes());
         let route = move |r: &R| {
-            let hour = r.window_end().div_euclid(HOUR);
-            let mut key = [0u8; 16];
-            key[..8].copy_from_slice(&set_hash.to_le_bytes());
-            key[8..].copy_from_slice(&r.resolution_ms().to_le_bytes());
-            let h = operators::route::stable_hash(&key) >> 32;
-            h.wrapping_add(hour as u64)
+            let res = (r.resolution_ms() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let hour = r.window_end().div_euclid(HOUR) as u64;
+            ((set_hash ^ res) >> 32).wrapping_add(hour)
         };
         let name = format!("ParquetSink({})", R::SET);
         let scope = self.scope();
@@ -76,57 +73,34 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
             move |(input, frontier), out| {
                 input.for_each(|_time, data| {
                     for row in data.drain(..) {
-                        let key = (row.resolution_ms(), row.window_end().div_euclid(HOUR) * HOUR);
+                        let key = (
+                            row.resolution_ms(),
+                            row.window_end().div_euclid(HOUR) * HOUR,
+                        );
                         pending.entry(key).or_default().push(row);
                     }
                 });
                 let f = frontier.frontier().first().copied().unwrap_or(i64::MAX);
-                let mut ready: Vec<(i64, i64)> = pending
-                    .keys()
-                    .filter(|(_, hour)| hour.saturating_add(HOUR).saturating_add(lateness_ms) <= f)
-                    .copied()
-                    .collect();
-                ready.sort_unstable();
-                // One partition per activation: encoding one takes milliseconds, and
-                // between them the worker gets to step (and to tell the other workers
-                // its progress). The capability stays put until all ready ones are
-                // written, so the output frontier never runs ahead of the files.
-                let more = ready.len() > 1;
-                let mut written = Vec::new();
-                for key in ready.into_iter().take(1) {
+                let is_ready = |(_, hour): &&(i64, i64)| {
+                    hour.saturating_add(HOUR).saturating_add(lateness_ms) <= f
+                };
+                // One partition per activation, the oldest first: encoding one takes
+                // milliseconds, and between them the worker gets to step (and to tell
+                // the other workers its progress). The capability stays put until all
+                // ready ones are written, so the output frontier never runs ahead of
+                // the files.
+                let next = pending.keys().filter(is_ready).min().copied();
+                let more = pending.keys().filter(is_ready).nth(1).is_some();
+                let written = next.and_then(|key| {
                     let rows = pending.remove(&key).unwrap_or_default();
-                    if errors.is_set() {
-                        continue;
-                    }
-                    // The last revision of a restated row replaces the earlier ones.
-                    let mut rows = sort_rows(rows);
-                    if rows.iter().any(|r| r.revision() > 0) {
-                        rows.dedup_by(|later, first| R::sort_cmp(later, first).is_eq());
-                    }
-                    let rel = format!("{}/{PART_FILE}", partition_dir(R::SET, key.0, key.1));
-                    match encode_parquet(&rows, &rel).and_then(|bytes| {
-                        let digest = hex_digest(&Sha256::digest(&bytes));
-                        let size = bytes.len() as u64;
-                        output.put(&rel, bytes).map(|_| (digest, size))
-                    }) {
-                        Ok((sha256, bytes)) => {
-                            tracing::debug!(path = %rel, rows = rows.len(), bytes, "partition written");
-                            written.push(PartitionWritten {
-                                set: R::SET.to_string(),
-                                path: rel,
-                                rows: rows.len() as u64,
-                                bytes,
-                                sha256,
-                                min_window_end: rows.iter().map(R::window_end).min().unwrap_or(0),
-                                max_window_end: rows.iter().map(R::window_end).max().unwrap_or(0),
-                            });
-                        }
-                        Err(e) => errors.set(format!("writing {}: {e}", output.child_url(&rel))),
-                    }
-                }
+                    // After an error the job winds down: rows are dropped unwritten.
+                    (!errors.is_set())
+                        .then(|| write_partition(&output, key, rows, &errors))
+                        .flatten()
+                });
                 if let Some(c) = cap.as_mut() {
-                    if !written.is_empty() {
-                        out.session(c).give_iterator(written.drain(..));
+                    if let Some(w) = written {
+                        out.session(c).give(w);
                     }
                     if more {
                         activator.activate();
@@ -138,6 +112,45 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
                 }
             }
         })
+    }
+}
+
+/// Writes the rows of partition `(resolution, hour)` as one file, sorted, the last
+/// revision of a restated row replacing the earlier ones; `None` (with `errors` set)
+/// when the file cannot be written.
+fn write_partition<R: FeatureRow>(
+    output: &Location,
+    (resolution_ms, hour): (i64, i64),
+    rows: Vec<R>,
+    errors: &ErrorSlot,
+) -> Option<PartitionWritten> {
+    let mut rows = sort_rows(rows);
+    if rows.iter().any(|r| r.revision() > 0) {
+        rows.dedup_by(|later, first| R::sort_cmp(later, first).is_eq());
+    }
+    let rel = format!("{}/{PART_FILE}", partition_dir(R::SET, resolution_ms, hour));
+    let written = encode_parquet(&rows, &rel).and_then(|bytes| {
+        let digest = hex_digest(&Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
+        output.put(&rel, bytes).map(|_| (digest, size))
+    });
+    match written {
+        Ok((sha256, bytes)) => {
+            tracing::debug!(path = %rel, rows = rows.len(), bytes, "partition written");
+            Some(PartitionWritten {
+                set: R::SET.to_string(),
+                rows: rows.len() as u64,
+                bytes,
+                sha256,
+                min_window_end: rows.iter().map(R::window_end).min().unwrap_or(0),
+                max_window_end: rows.iter().map(R::window_end).max().unwrap_or(0),
+                path: rel,
+            })
+        }
+        Err(e) => {
+            errors.set(format!("writing {}: {e}", output.child_url(&rel)));
+            None
+        }
     }
 }
 

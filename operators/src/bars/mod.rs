@@ -31,9 +31,8 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::{Stream, StreamVec};
-
 use timely::dataflow::operators::{Capability, Concat};
+use timely::dataflow::{Stream, StreamVec};
 
 use crate::resolution::{validate, Resolution};
 use crate::route::symbol_route;
