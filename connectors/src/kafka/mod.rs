@@ -4,6 +4,7 @@
 
 mod embedded;
 mod json;
+mod lag;
 mod latency;
 mod load;
 mod offsets;

@@ -3,20 +3,22 @@
 //! sink's output frontier advances (a probe on that output tells when records are
 //! durable on the brokers).
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use operators::Reject;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Stream, StreamVec};
+use timely::scheduling::SyncActivator;
 
 use crate::kafka::json::rows_to_json;
 use crate::kafka::{KafkaSettings, WatermarkLatency};
@@ -28,13 +30,51 @@ use crate::{ConnectorError, Result};
 /// How long a flush may take before the sink fails the job.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Counts failed deliveries so a sink can fail the job instead of losing records, and
-/// times acknowledged feature rows against the watermark.
+/// Counts failed deliveries so a sink can fail the job instead of losing records,
+/// counts delivery reports so a flush wakes on the last one, and times acknowledged
+/// feature rows against the watermark.
 #[derive(Clone, Default)]
 pub struct DeliveryErrors {
     failed: Arc<AtomicU64>,
     last: Arc<Mutex<Option<String>>>,
     latency: Arc<OnceLock<Arc<WatermarkLatency>>>,
+    /// Delivery reports served so far (success or failure), and its wake-up.
+    reported: Arc<(Mutex<u64>, Condvar)>,
+    /// The sinks waiting on their own records' reports, by slot.
+    slots: Arc<RwLock<Vec<Arc<SinkSlot>>>>,
+}
+
+/// Delivery reports of one sink operator's records, and how to wake it once the ones it
+/// waits for are in.
+struct SinkSlot {
+    reported: AtomicU64,
+    /// The report count the sink waits for (`u64::MAX`: none).
+    target: AtomicU64,
+    wake: SyncActivator,
+}
+
+impl SinkSlot {
+    /// True once `target` reports are in; otherwise the sink is woken when they are.
+    fn done_or_arm(&self, target: u64) -> bool {
+        if self.reported.load(Ordering::SeqCst) >= target {
+            return true;
+        }
+        self.target.store(target, Ordering::SeqCst);
+        if self.reported.load(Ordering::SeqCst) >= target {
+            self.target.store(u64::MAX, Ordering::SeqCst);
+            return true;
+        }
+        false
+    }
+}
+
+impl DeliveryErrors {
+    /// Counts one delivery report and wakes a waiting flush.
+    fn reported(&self) {
+        let (count, wake) = &*self.reported;
+        *count.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        wake.notify_all();
+    }
 }
 
 impl ClientContext for DeliveryErrors {}
@@ -43,7 +83,20 @@ impl ProducerContext for DeliveryErrors {
     /// The window end of a feature row (0 for other records).
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, window_end: usize) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        let window_end = opaque & !(SLOT_MASK << SLOT_SHIFT);
+        let slot = (opaque >> SLOT_SHIFT) & SLOT_MASK;
+        if slot > 0 {
+            let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(s) = slots.get(slot - 1) {
+                let n = s.reported.fetch_add(1, Ordering::SeqCst) + 1;
+                if n == s.target.load(Ordering::SeqCst) {
+                    s.target.store(u64::MAX, Ordering::SeqCst);
+                    let _ = s.wake.activate();
+                }
+            }
+        }
+        self.reported();
         match result {
             Err((e, _)) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -70,7 +123,10 @@ const SETS: [&str; 6] = [
     "other",
 ];
 const SET_SHIFT: usize = 56;
-const END_MASK: usize = (1 << SET_SHIFT) - 1;
+/// Bits 48..56 of a delivery opaque: the sink slot + 1 (0: no slot).
+const SLOT_SHIFT: usize = 48;
+const SLOT_MASK: usize = 0xff;
+const END_MASK: usize = (1 << SLOT_SHIFT) - 1;
 
 /// The delivery opaque of a feature row of `set` ending at `window_end`.
 fn row_opaque(set: &str, window_end: i64) -> usize {
@@ -90,6 +146,10 @@ pub type SinkProducer = rdkafka::producer::ThreadedProducer<DeliveryErrors>;
 pub struct SharedProducer {
     inner: Rc<SinkProducer>,
     errors: DeliveryErrors,
+    /// Records queued so far; a flush waits until as many delivery reports arrived.
+    sent: Rc<Cell<u64>>,
+    /// The sink slot its records report to, shifted into place (0: none).
+    slot_bits: usize,
 }
 
 impl SharedProducer {
@@ -98,13 +158,18 @@ impl SharedProducer {
         let errors = DeliveryErrors::default();
         let mut c = settings.client_config();
         c.set("enable.idempotence", "true");
-        c.set("linger.ms", "1");
+        // Short batching by default; `[kafka.client] "linger.ms"` overrides it.
+        if !settings.client.contains_key("linger.ms") {
+            c.set("linger.ms", "1");
+        }
         let inner: SinkProducer = c
             .create_with_context(errors.clone())
             .map_err(|e| ConnectorError::Kafka(format!("creating a producer: {e}")))?;
         Ok(SharedProducer {
             inner: Rc::new(inner),
             errors,
+            sent: Rc::new(Cell::new(0)),
+            slot_bits: 0,
         })
     }
 
@@ -120,6 +185,27 @@ impl SharedProducer {
         self.send_row(topic, key, value, None)
     }
 
+    /// A slot whose delivery reports wake `wake` once as many as it waits for are in.
+    fn register_slot(&self, wake: SyncActivator) -> Result<usize> {
+        let mut slots = self.errors.slots.write().unwrap_or_else(|p| p.into_inner());
+        if slots.len() >= SLOT_MASK {
+            return Err(ConnectorError::Kafka(
+                "too many Kafka sinks on a worker".into(),
+            ));
+        }
+        slots.push(Arc::new(SinkSlot {
+            reported: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            wake,
+        }));
+        Ok(slots.len())
+    }
+
+    /// The slot registered as number `slot`.
+    fn slot(&self, slot: usize) -> Arc<SinkSlot> {
+        self.errors.slots.read().unwrap_or_else(|p| p.into_inner())[slot - 1].clone()
+    }
+
     /// Queues one feature record of `set` whose window ends at `window_end` (timed
     /// from the watermark passing it to its acknowledgement when latency is measured).
     pub fn send_row(
@@ -129,13 +215,16 @@ impl SharedProducer {
         value: &[u8],
         window_end: Option<(&str, i64)>,
     ) -> Result<()> {
-        let opaque = window_end.map_or(0, |(set, e)| row_opaque(set, e));
+        let opaque = window_end.map_or(0, |(set, e)| row_opaque(set, e)) | self.slot_bits;
         let mut record = BaseRecord::with_opaque_to(topic, opaque)
             .key(key)
             .payload(value);
         loop {
             match self.inner.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.sent.set(self.sent.get() + 1);
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     record = r;
                     std::thread::sleep(Duration::from_millis(1));
@@ -147,11 +236,8 @@ impl SharedProducer {
         }
     }
 
-    /// Waits until every queued record is acknowledged; an error if any delivery failed.
-    pub fn flush(&self) -> Result<()> {
-        self.inner
-            .flush(FLUSH_TIMEOUT)
-            .map_err(|e| ConnectorError::Kafka(format!("flushing: {e}")))?;
+    /// Fails with the last delivery error if any delivery failed since the last call.
+    fn failures(&self) -> Result<()> {
         if self.errors.failed.swap(0, Ordering::Relaxed) > 0 {
             let last = self
                 .errors
@@ -166,10 +252,40 @@ impl SharedProducer {
         }
         Ok(())
     }
+
+    /// Waits until every queued record is acknowledged; an error if any delivery failed.
+    ///
+    /// Waits on the delivery reports that librdkafka's polling thread serves, so it
+    /// returns as soon as the last one arrives (rdkafka's own `flush` would poll the
+    /// already-served queue in 100 ms steps and hold the worker that long).
+    pub fn flush(&self) -> Result<()> {
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        let sent = self.sent.get();
+        let (count, wake) = &*self.errors.reported;
+        let mut reported = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *reported < sent {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ConnectorError::Kafka(format!(
+                    "flushing: {} records not acknowledged within {FLUSH_TIMEOUT:?}",
+                    sent - *reported
+                )));
+            }
+            reported = wake
+                .wait_timeout(reported, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(reported);
+        self.failures()
+    }
 }
 
-/// Produces every record of a stream and advances the (empty) output frontier only
-/// after a flush, so a probe on the output tells when the records are durable.
+/// Produces every record of a stream and advances the (empty) output frontier only once
+/// the brokers acknowledged every record before it, so a probe on the output tells when
+/// the records are durable. The worker never waits: while one round of records is in
+/// flight, input is kept back, and the last delivery report of the round wakes the
+/// operator to advance and send the next round.
 fn produce_stream<'scope, T, F>(
     stream: StreamVec<'scope, i64, T>,
     name: &str,
@@ -181,36 +297,68 @@ where
     T: Clone + 'static,
     F: FnMut(Vec<T>, &SharedProducer) -> Result<usize> + 'static,
 {
+    let scope = stream.scope();
     stream.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
         Pipeline,
         name,
-        move |cap, _info| {
+        move |cap, info| {
             let mut cap = Some(cap);
-            let mut unflushed = 0usize;
+            let wake = scope.worker().sync_activator_for(info.address.to_vec());
+            let mut producer = producer;
+            let slot = match producer.register_slot(wake) {
+                Ok(n) => {
+                    producer.slot_bits = n << SLOT_SHIFT;
+                    Some(producer.slot(n))
+                }
+                Err(e) => {
+                    errors.set(e.to_string());
+                    None
+                }
+            };
+            let mut kept: Vec<Vec<T>> = Vec::new();
+            let mut sent = 0u64;
+            // The round in flight: reports to wait for, and the frontier to move to.
+            let mut waiting: Option<(u64, Option<i64>)> = None;
             move |(input, frontier), _out| {
-                input.for_each(|_time, data| {
+                input.for_each(|_time, data| kept.push(std::mem::take(data)));
+                let Some(slot) = slot.as_ref() else { return };
+                loop {
                     if errors.is_set() {
+                        kept.clear();
                         return;
                     }
-                    match encode(std::mem::take(data), &producer) {
-                        Ok(n) => unflushed += n,
-                        Err(e) => errors.set(e.to_string()),
-                    }
-                });
-                let f = frontier.frontier().first().copied();
-                let Some(c) = cap.as_mut() else { return };
-                if f.is_none_or(|f| f > *c.time()) {
-                    if unflushed > 0 {
-                        if let Err(e) = producer.flush() {
+                    if let Some((target, to)) = waiting {
+                        if !slot.done_or_arm(target) {
+                            return;
+                        }
+                        waiting = None;
+                        if let Err(e) = producer.failures() {
                             errors.set(e.to_string());
                             return;
                         }
-                        unflushed = 0;
+                        match (to, cap.as_mut()) {
+                            (Some(t), Some(c)) if t > *c.time() => c.downgrade(&t),
+                            (None, _) => cap = None,
+                            _ => {}
+                        }
                     }
-                    match f {
-                        Some(f) => c.downgrade(&f),
-                        None => cap = None,
+                    let Some(c) = cap.as_mut() else { return };
+                    let f = frontier.frontier().first().copied();
+                    if kept.is_empty() {
+                        match f {
+                            Some(t) if t > *c.time() => c.downgrade(&t),
+                            Some(_) => {}
+                            None => cap = None,
+                        }
+                        return;
                     }
+                    for data in kept.drain(..) {
+                        match encode(data, &producer) {
+                            Ok(n) => sent += n as u64,
+                            Err(e) => errors.set(e.to_string()),
+                        }
+                    }
+                    waiting = Some((sent, f));
                 }
             }
         },

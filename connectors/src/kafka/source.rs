@@ -23,6 +23,7 @@ use timely::dataflow::{Scope, StreamVec};
 
 use crate::checkpoint::CheckpointStore;
 use crate::decode::{decode_json, seq, Chunk, Kind, Record};
+use crate::kafka::lag::LagWatcher;
 use crate::kafka::offsets::{DoneRule, HOUR};
 use crate::kafka::{group_id, CommitTracker, KafkaSettings, Watermarks};
 use crate::sync::ErrorSlot;
@@ -112,8 +113,8 @@ pub struct SourceProbes {
     pub watermark: ProbeHandle<i64>,
 }
 
-/// How often lag is refreshed from the brokers.
-const LAG_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the source stores its partitions' next offsets for the lag.
+const LAG_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the source looks at the durable frontier to commit offsets.
 const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -201,6 +202,10 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                     (None, Vec::new())
                 }
             };
+            let lag_watcher = consumer.as_ref().map(|_| {
+                let labels = parts.iter().map(|p| (p.id, p.label.clone())).collect();
+                LagWatcher::spawn(&config.settings, &config.topic, labels, progress.clone())
+            });
             let latency_slot = consumer
                 .as_ref()
                 .map(|_| progress.latency.register_source());
@@ -221,6 +226,7 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
             activator.activate();
 
             move |_frontiers| {
+                let _watching = &lag_watcher;
                 let Some(cap_vec) = caps.as_mut() else { return };
                 let mut close = false;
                 let Some(client) = consumer.as_ref() else {
@@ -328,7 +334,9 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                 }
                 if now.duration_since(last_lag) >= LAG_INTERVAL {
                     last_lag = now;
-                    refresh_lag(client, &config.topic, &parts, &progress);
+                    for p in &parts {
+                        LagWatcher::next(&progress, &p.label, p.next);
+                    }
                 }
                 if close {
                     // Offsets are committed: drop the client without the blocking close
@@ -572,22 +580,4 @@ fn checkpoint(
         }
     }
     Ok(())
-}
-
-/// Refreshes the lag of every partition from the brokers' high watermarks.
-fn refresh_lag(consumer: &BaseConsumer, topic: &str, parts: &[PartState], progress: &LiveProgress) {
-    let mut lag = progress.lag.lock().unwrap_or_else(|p| p.into_inner());
-    for part in parts {
-        let high = consumer
-            .fetch_watermarks(topic, part.id, Duration::from_millis(500))
-            .map(|(_, h)| h)
-            .unwrap_or(-1);
-        lag.insert(
-            part.label.clone(),
-            PartitionLag {
-                next: part.next,
-                high,
-            },
-        );
-    }
 }
