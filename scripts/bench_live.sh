@@ -7,7 +7,8 @@
 #    (every feature set, -w LIVE_WORKERS) reads the backlog. Reported: trades/s from the
 #    job's start until its progress line shows every record read, and the job's CPU
 #    (user + system, /proc) per 100k trades/s over that span.
-# 2. Idle CPU: the same job, caught up and receiving nothing, over LIVE_IDLE_S seconds.
+# 2. Idle CPU: the same job, caught up (its last windows written: 3 seconds in a row
+#    at most 2% of a core each) and receiving nothing, over LIVE_IDLE_S seconds.
 # 3. Latency: a fresh job on a fresh topic while `produce --speed LIVE_SPEED` feeds it a
 #    LIVE_MINUTES-minute simulated market in event-time order; the job's stop line gives
 #    p50/p99 of the delay from the watermark passing a window's end to the brokers'
@@ -119,7 +120,20 @@ cpu_s=$(calc %.2f "$busy_ticks / $TICKS")
 cores_per_100k=$(calc %.2f "$cpu_s * 100000 / $LIVE_SIZE")
 
 # ---- 2. idle -----------------------------------------------------------------------
-sleep 3 # let the last windows flush and the sources go idle
+# Let the sources go idle (time.idle_timeout) and the last windows and Parquet
+# partitions flush: wait (at most 40 s) for 3 seconds in a row in which the job used
+# at most 2% of a core each.
+quiet=0
+for _ in $(seq 40); do
+    q0=$(cpu_ticks "$JOB_PID")
+    sleep 1
+    if [ $(($(cpu_ticks "$JOB_PID") - q0)) -le $((TICKS / 50)) ]; then
+        quiet=$((quiet + 1))
+    else
+        quiet=0
+    fi
+    [ "$quiet" -ge 3 ] && break
+done
 i0=$(cpu_ticks "$JOB_PID")
 sleep "$LIVE_IDLE_S"
 i1=$(cpu_ticks "$JOB_PID")

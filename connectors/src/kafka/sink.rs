@@ -162,6 +162,14 @@ impl SharedProducer {
         if !settings.client.contains_key("linger.ms") {
             c.set("linger.ms", "1");
         }
+        // A record the brokers have not acknowledged in time fails (its delivery report
+        // wakes the waiting sink with the error) instead of holding the job.
+        if !["message.timeout.ms", "delivery.timeout.ms"]
+            .iter()
+            .any(|k| settings.client.contains_key(*k))
+        {
+            c.set("message.timeout.ms", FLUSH_TIMEOUT.as_millis().to_string());
+        }
         let inner: SinkProducer = c
             .create_with_context(errors.clone())
             .map_err(|e| ConnectorError::Kafka(format!("creating a producer: {e}")))?;
