@@ -27,8 +27,11 @@ use crate::rejects::to_json_line;
 use crate::sync::ErrorSlot;
 use crate::{ConnectorError, Result};
 
-/// How long a flush may take before the sink fails the job.
+/// How long a flush may take before the sink fails the job, and the producer's default
+/// message timeout.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than the message timeout a sink waits for a round's reports.
+const ROUND_GRACE: Duration = Duration::from_secs(5);
 
 /// Counts failed deliveries so a sink can fail the job instead of losing records,
 /// counts delivery reports so a flush wakes on the last one, and times acknowledged
@@ -150,6 +153,8 @@ pub struct SharedProducer {
     sent: Rc<Cell<u64>>,
     /// The sink slot its records report to, shifted into place (0: none).
     slot_bits: usize,
+    /// How long librdkafka tries to deliver a record before it reports a failure.
+    ack_timeout: Duration,
 }
 
 impl SharedProducer {
@@ -164,10 +169,14 @@ impl SharedProducer {
         }
         // A record the brokers have not acknowledged in time fails (its delivery report
         // wakes the waiting sink with the error) instead of holding the job.
-        if !["message.timeout.ms", "delivery.timeout.ms"]
+        let set_timeout = ["message.timeout.ms", "delivery.timeout.ms"]
             .iter()
-            .any(|k| settings.client.contains_key(*k))
-        {
+            .find_map(|k| settings.client.get(*k));
+        let ack_timeout = match set_timeout.and_then(|v| v.parse::<u64>().ok()) {
+            Some(ms) => Duration::from_millis(ms),
+            None => FLUSH_TIMEOUT,
+        };
+        if set_timeout.is_none() {
             c.set("message.timeout.ms", FLUSH_TIMEOUT.as_millis().to_string());
         }
         let inner: SinkProducer = c
@@ -178,6 +187,7 @@ impl SharedProducer {
             errors,
             sent: Rc::new(Cell::new(0)),
             slot_bits: 0,
+            ack_timeout,
         })
     }
 
@@ -312,6 +322,10 @@ where
         move |cap, info| {
             let mut cap = Some(cap);
             let wake = scope.worker().sync_activator_for(info.address.to_vec());
+            let activator = scope.activator_for(info.address.clone());
+            // A round not acknowledged by then fails the job (librdkafka should have
+            // reported a failure at its message timeout already).
+            let round_limit = producer.ack_timeout + ROUND_GRACE;
             let mut producer = producer;
             let slot = match producer.register_slot(wake) {
                 Ok(n) => {
@@ -325,8 +339,9 @@ where
             };
             let mut kept: Vec<Vec<T>> = Vec::new();
             let mut sent = 0u64;
-            // The round in flight: reports to wait for, and the frontier to move to.
-            let mut waiting: Option<(u64, Option<i64>)> = None;
+            // The round in flight: reports to wait for, the frontier to move to, and
+            // when it was sent.
+            let mut waiting: Option<(u64, Option<i64>, Instant)> = None;
             move |(input, frontier), _out| {
                 input.for_each(|_time, data| kept.push(std::mem::take(data)));
                 let Some(slot) = slot.as_ref() else { return };
@@ -335,8 +350,14 @@ where
                         kept.clear();
                         return;
                     }
-                    if let Some((target, to)) = waiting {
+                    if let Some((target, to, at)) = waiting {
                         if !slot.done_or_arm(target) {
+                            if at.elapsed() >= round_limit {
+                                errors.set(format!(
+                                    "{} records not acknowledged within {round_limit:?}",
+                                    target - slot.reported.load(Ordering::SeqCst)
+                                ));
+                            }
                             return;
                         }
                         waiting = None;
@@ -366,7 +387,8 @@ where
                             Err(e) => errors.set(e.to_string()),
                         }
                     }
-                    waiting = Some((sent, f));
+                    waiting = Some((sent, f, Instant::now()));
+                    activator.activate_after(round_limit);
                 }
             }
         },
@@ -445,3 +467,7 @@ impl<'scope> DeadLetterSink<'scope> for StreamVec<'scope, i64, Reject> {
         )
     }
 }
+
+#[cfg(test)]
+#[path = "sink_tests.rs"]
+mod tests;
