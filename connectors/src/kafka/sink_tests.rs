@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use operators::Bar;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::producer::Producer;
 use timely::dataflow::operators::vec::input::Handle as InputHandle;
 use timely::dataflow::operators::{Input, Probe};
 
@@ -38,7 +37,7 @@ fn bar(symbol: &str, end: i64) -> Bar {
 /// and steps until the sink's frontier is empty or an error is set (at most 60 s).
 /// Returns the error, the records still unacknowledged when the frontier emptied, and
 /// whether it did.
-fn run_sink(settings: KafkaSettings, bars: Vec<Bar>) -> (Option<String>, i32, bool) {
+fn run_sink(settings: KafkaSettings, bars: Vec<Bar>) -> (Option<String>, u64, bool) {
     timely::execute_directly(move |worker| {
         let producer = SharedProducer::new(&settings).expect("producer");
         let errors = ErrorSlot::default();
@@ -64,8 +63,13 @@ fn run_sink(settings: KafkaSettings, bars: Vec<Bar>) -> (Option<String>, i32, bo
                 break;
             }
         }
-        let in_flight = producer.inner.in_flight_count();
-        (errors.get(), in_flight, done)
+        // Records sent but not yet reported to a sink slot when the frontier emptied.
+        let slots = producer.errors.slots.read().expect("slots");
+        let reported: u64 = slots
+            .iter()
+            .map(|s| s.reported.load(std::sync::atomic::Ordering::SeqCst))
+            .sum();
+        (errors.get(), producer.sent.get() - reported, done)
     })
 }
 
