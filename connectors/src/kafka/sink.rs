@@ -203,25 +203,23 @@ impl SharedProducer {
         self.send_row(topic, key, value, None)
     }
 
-    /// A slot whose delivery reports wake `wake` once as many as it waits for are in.
-    fn register_slot(&self, wake: SyncActivator) -> Result<usize> {
+    /// Makes this producer's records report to a new slot, whose delivery reports wake
+    /// `wake` once as many as it waits for are in; returns the slot.
+    fn register_slot(&mut self, wake: SyncActivator) -> Result<Arc<SinkSlot>> {
         let mut slots = self.errors.slots.write().unwrap_or_else(|p| p.into_inner());
         if slots.len() >= SLOT_MASK {
             return Err(ConnectorError::Kafka(
                 "too many Kafka sinks on a worker".into(),
             ));
         }
-        slots.push(Arc::new(SinkSlot {
+        let slot = Arc::new(SinkSlot {
             reported: AtomicU64::new(0),
             target: AtomicU64::new(u64::MAX),
             wake,
-        }));
-        Ok(slots.len())
-    }
-
-    /// The slot registered as number `slot`.
-    fn slot(&self, slot: usize) -> Arc<SinkSlot> {
-        self.errors.slots.read().unwrap_or_else(|p| p.into_inner())[slot - 1].clone()
+        });
+        slots.push(slot.clone());
+        self.slot_bits = slots.len() << SLOT_SHIFT;
+        Ok(slot)
     }
 
     /// Queues one feature record of `set` whose window ends at `window_end` (timed
@@ -328,10 +326,7 @@ where
             let round_limit = producer.ack_timeout + ROUND_GRACE;
             let mut producer = producer;
             let slot = match producer.register_slot(wake) {
-                Ok(n) => {
-                    producer.slot_bits = n << SLOT_SHIFT;
-                    Some(producer.slot(n))
-                }
+                Ok(slot) => Some(slot),
                 Err(e) => {
                     errors.set(e.to_string());
                     None
