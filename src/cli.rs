@@ -103,7 +103,8 @@ pub struct ConsumeArgs {
     /// Stop after N records.
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
-    /// Stop after this many seconds without a new record (default: run until Ctrl-C).
+    /// Stop after this many seconds without a new record, counted once the records
+    /// present at start are read (default: run until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     pub idle_exit: Option<f64>,
     /// Output format.

@@ -178,11 +178,13 @@ fn crash_run(name: &str, start: Start<'_>, kill: &dyn Fn(&mut Vec<Job>)) -> Scen
     assert!(all.len() >= 3, "cuts {all:?}");
     let (newest_cut, previous_cut) = (all[all.len() - 1], all[all.len() - 2]);
     let newest = live.join("_checkpoints").join(format!("{newest_cut:015}"));
+    // A kill halfway through a write leaves a hidden temporary file, which is no part
+    // of the checkpoint: corrupt a real state file.
     let state = std::fs::read_dir(newest.join("state"))
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .next()
+        .find(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
         .expect("a state file");
     let mut bytes = std::fs::read(&state).unwrap();
     let n = bytes.len();
@@ -224,7 +226,13 @@ fn crash_run(name: &str, start: Start<'_>, kill: &dyn Fn(&mut Vec<Job>)) -> Scen
     let text = std::fs::read_to_string(&final_log).unwrap_or_default();
     assert!(
         text.contains("checkpoint incomplete or corrupted"),
-        "the corrupted checkpoint was not detected"
+        "the corrupted checkpoint ({}) was not detected; cuts {:?}; log:\n{}",
+        state.display(),
+        cuts(&live),
+        text.lines()
+            .filter(|l| l.contains("checkpoint"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // Restored from the cut before the corrupted one: operator state, not a cold start.
     assert!(

@@ -1,5 +1,6 @@
 //! `marketflow consume`: prints a feature topic as JSON lines or an aligned table.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +13,9 @@ use connectors::kafka::topic_partitions;
 
 use crate::cli::{ConsumeArgs, ConsumeFormat};
 use crate::config::Validated;
+
+/// How long `--idle-exit` waits for records known to exist before giving up on them.
+const UNREAD_LIMIT: Duration = Duration::from_secs(60);
 
 /// Reads `--topic` until `--limit`, `--idle-exit` or Ctrl-C.
 pub fn run(args: ConsumeArgs, config: Validated) -> anyhow::Result<()> {
@@ -29,6 +33,18 @@ pub fn run(args: ConsumeArgs, config: Validated) -> anyhow::Result<()> {
         tpl.add_partition_offset(&args.topic, *p, start)?;
     }
     consumer.assign(&tpl)?;
+    // With `--idle-exit`, idleness counts only once every record present at start is
+    // read: a slow broker must not end the read early.
+    let mut behind: BTreeMap<i32, i64> = BTreeMap::new();
+    if args.idle_exit.is_some() && args.from_beginning {
+        for p in &partitions {
+            let (low, high) =
+                consumer.fetch_watermarks(&args.topic, *p, Duration::from_secs(10))?;
+            if high > low {
+                behind.insert(*p, high);
+            }
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     super::signals::stop_on_signal(move || flag.store(true, Ordering::SeqCst));
@@ -38,17 +54,31 @@ pub fn run(args: ConsumeArgs, config: Validated) -> anyhow::Result<()> {
     let mut printed = 0u64;
     let mut last = Instant::now();
     while !stop.load(Ordering::Relaxed) && args.limit.is_none_or(|l| printed < l) {
-        if args
-            .idle_exit
-            .is_some_and(|s| last.elapsed() >= Duration::from_secs_f64(s))
-        {
-            break;
+        if let Some(secs) = args.idle_exit {
+            let idle = last.elapsed();
+            if behind.is_empty() && idle >= Duration::from_secs_f64(secs) {
+                break;
+            }
+            if !behind.is_empty() && idle >= UNREAD_LIMIT {
+                eprintln!(
+                    "warning: no record for {} s with partitions {:?} not read to their end",
+                    UNREAD_LIMIT.as_secs(),
+                    behind.keys().collect::<Vec<_>>()
+                );
+                break;
+            }
         }
         let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
             continue;
         };
         let msg = msg?;
         last = Instant::now();
+        if behind
+            .get(&msg.partition())
+            .is_some_and(|high| msg.offset() + 1 >= *high)
+        {
+            behind.remove(&msg.partition());
+        }
         if let Some(symbol) = &args.symbol {
             let key = msg.key().map(String::from_utf8_lossy).unwrap_or_default();
             if key != *symbol && !key.split('|').any(|k| k == symbol) {
