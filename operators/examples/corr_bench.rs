@@ -114,7 +114,7 @@ fn main() {
                     let prev = closes[i];
                     closes[i] = prev * (1.0 + factor + next(&mut rng) * 0.002);
                     input.send(GridPoint {
-                        symbol: name.clone(),
+                        symbol: name.as_str().into(),
                         resolution_ms: 60_000,
                         window_end: (bar + 1) * 60_000,
                         close: closes[i],

@@ -14,9 +14,11 @@ pub mod indicators;
 pub mod record;
 pub mod resolution;
 pub mod route;
+pub mod symbol;
 
 pub use bars::{Bar, BarAcc, Bars, BarsConfig, BarsStats};
 pub use error::OperatorError;
 pub use fixed::Fixed;
 pub use record::{Candle, Reject, RejectReason, SymbolBatch, Trade, NO_TRADE_ID};
 pub use resolution::Resolution;
+pub use symbol::Symbol;

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Symbol;
+
 /// `trade_id` of a trade whose input carried none.
 pub const NO_TRADE_ID: i64 = i64::MIN;
 
@@ -68,7 +70,7 @@ pub struct Candle {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SymbolBatch {
     /// The instrument, including any source prefix (`binance:BTCUSDT`).
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Trades of this symbol, in input order.
     pub trades: Vec<Trade>,
     /// Candles of this symbol, in input order.

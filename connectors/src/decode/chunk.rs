@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use operators::route::trade_shard;
-use operators::{Candle, Reject, SymbolBatch, Trade};
+use operators::{Candle, Reject, Symbol, SymbolBatch, Trade};
 
 /// Records decoded from a bounded slice of one input, grouped by symbol, plus the
 /// rejects met on the way.
@@ -33,7 +33,7 @@ pub struct Chunk {
     pub rejects: Vec<Reject>,
     /// Records of each symbol in the last chunk taken: `(trades, candles)`, the
     /// capacity a new batch of that symbol starts with.
-    sizes: HashMap<String, (usize, usize)>,
+    sizes: HashMap<Symbol, (usize, usize)>,
     /// Trades are split into this many batches per symbol by
     /// [`trade_shard`] (0 or 1: one batch per symbol).
     shards: u64,
@@ -87,9 +87,10 @@ impl Chunk {
             None => {
                 let (t, c) = self.sizes.get(symbol).copied().unwrap_or_default();
                 let base = self.batches.len();
+                let name = Symbol::new(symbol);
                 for k in 0..self.shards.max(1) {
                     self.batches.push(SymbolBatch {
-                        symbol: symbol.to_string(),
+                        symbol: name.clone(),
                         trades: Vec::with_capacity(t + t / 8),
                         candles: Vec::with_capacity(if k == 0 { c + c / 8 } else { 0 }),
                     });

@@ -77,9 +77,9 @@ pub(crate) fn read_piece(
         out.rejects.append(&mut chunk.rejects);
         for b in chunk.take_batches() {
             out.trades
-                .extend(b.trades.iter().map(|t| (b.symbol.clone(), *t)));
+                .extend(b.trades.iter().map(|t| (b.symbol.to_string(), *t)));
             out.candles
-                .extend(b.candles.iter().map(|c| (b.symbol.clone(), *c)));
+                .extend(b.candles.iter().map(|c| (b.symbol.to_string(), *c)));
         }
         if !more {
             assert_eq!(chunk.rows, 0, "a false read_chunk added rows");

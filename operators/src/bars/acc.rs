@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Candle, Fixed, Trade};
+use crate::{Candle, Fixed, Symbol, Trade};
 
 /// The order key of an open or close price: `(ts_ms, trade_id, seq)`.
 pub type OrderKey = (i64, i64, u64);
@@ -20,7 +20,7 @@ pub type OrderKey = (i64, i64, u64);
 ///     price: p, qty: q, is_buyer_maker: false };
 /// let mut a = BarAcc::from_trade(&t(5, 2, 11.0, 1.0));
 /// a.merge(&BarAcc::from_trade(&t(1, 1, 10.0, 2.0)));
-/// let bar = a.finish("X", 60_000, 0);
+/// let bar = a.finish(&"X".into(), 60_000, 0);
 /// assert_eq!((bar.open, bar.close, bar.high, bar.low), (10.0, 11.0, 11.0, 10.0));
 /// assert_eq!(bar.volume, 3.0);
 /// ```
@@ -144,12 +144,12 @@ impl BarAcc {
     }
 
     /// The finished row for `symbol` at `resolution_ms`, window starting at `start`.
-    pub fn finish(&self, symbol: &str, resolution_ms: i64, start: i64) -> Bar {
+    pub fn finish(&self, symbol: &Symbol, resolution_ms: i64, start: i64) -> Bar {
         let volume = self.volume.to_f64();
         let quote_volume = self.quote.map(Fixed::to_f64);
         let buy_volume = self.buy.map(Fixed::to_f64);
         Bar {
-            symbol: symbol.to_string(),
+            symbol: symbol.clone(),
             resolution_ms,
             window_start: start,
             window_end: start + resolution_ms,
@@ -172,7 +172,7 @@ impl BarAcc {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bar {
     /// The instrument.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Window length in milliseconds.
     pub resolution_ms: i64,
     /// Window start (inclusive), epoch ms.

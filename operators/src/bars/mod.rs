@@ -36,7 +36,7 @@ use timely::dataflow::{Stream, StreamVec};
 
 use crate::resolution::{validate, Resolution};
 use crate::route::symbol_route;
-use crate::{OperatorError, Reject, SymbolBatch};
+use crate::{OperatorError, Reject, Symbol, SymbolBatch};
 use rollup::RollupState;
 use shard::{batch_shard, ShardTrades};
 use trades::{candle_part, Plan, TradeState};
@@ -157,7 +157,7 @@ fn bar_parts<'scope>(
     builder.build(move |mut caps| {
         let mut rejects_cap = caps.pop();
         let mut parts_cap = caps.pop();
-        let mut symbols: HashMap<String, TradeState> = HashMap::default();
+        let mut symbols: HashMap<Symbol, TradeState> = HashMap::default();
         let mut last_frontier = i64::MIN;
         let mut out: Vec<PartBatch> = Vec::new();
         let mut rejects = Vec::new();
@@ -224,7 +224,7 @@ fn roll_up<'scope>(
     builder.build(move |mut caps| {
         let mut rejects_cap = caps.pop();
         let mut bars_cap = caps.pop();
-        let mut symbols: HashMap<String, RollupState> = HashMap::default();
+        let mut symbols: HashMap<Symbol, RollupState> = HashMap::default();
         let mut last_frontier = i64::MIN;
         let mut bars = Vec::new();
         let mut rejects = Vec::new();
@@ -261,9 +261,9 @@ fn roll_up<'scope>(
 }
 
 /// The state of `symbol`, made on first sight (the key is allocated only then).
-fn state_of<'a, S: Default>(symbols: &'a mut HashMap<String, S>, symbol: &str) -> &'a mut S {
+fn state_of<'a, S: Default>(symbols: &'a mut HashMap<Symbol, S>, symbol: &Symbol) -> &'a mut S {
     if !symbols.contains_key(symbol) {
-        symbols.insert(symbol.to_string(), S::default());
+        symbols.insert(symbol.clone(), S::default());
     }
     symbols.get_mut(symbol).expect("inserted above")
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::bars::acc::{Bar, BarAcc};
 use crate::bars::trades::{Part, Plan};
-use crate::{Reject, RejectReason};
+use crate::{Reject, RejectReason, Symbol};
 
 /// Open and recently emitted windows of one symbol.
 #[derive(Default)]
@@ -26,7 +26,7 @@ impl RollupState {
     /// lateness is emitted again with `revision` + 1; an older one rejects it as late.
     pub fn apply(
         &mut self,
-        symbol: &str,
+        symbol: &Symbol,
         plan: &Plan,
         part: &Part,
         bars: &mut Vec<Bar>,
@@ -54,7 +54,7 @@ impl RollupState {
 
     /// Merges `acc` into the emitted window `(r, start)` and emits it again with its
     /// revision + 1 (an emitted-empty window for the first time, revision 0).
-    fn restate(&mut self, symbol: &str, r: i64, start: i64, acc: &BarAcc, bars: &mut Vec<Bar>) {
+    fn restate(&mut self, symbol: &Symbol, r: i64, start: i64, acc: &BarAcc, bars: &mut Vec<Bar>) {
         let windows = self.emitted.entry(r).or_default();
         let (merged, revision) = match windows.get_mut(start) {
             Some((a, rev)) => {
@@ -73,7 +73,7 @@ impl RollupState {
     }
 
     /// Emits every window that ends at or before `frontier`, by resolution and start.
-    pub fn finalize(&mut self, symbol: &str, plan: &Plan, frontier: i64, bars: &mut Vec<Bar>) {
+    pub fn finalize(&mut self, symbol: &Symbol, plan: &Plan, frontier: i64, bars: &mut Vec<Bar>) {
         let keep = plan.lateness_ms > 0;
         for (&r, windows) in self.accs.iter_mut() {
             while let Some((start, acc)) = windows.pop_first_before(frontier.saturating_sub(r)) {
@@ -186,7 +186,7 @@ impl<V> Windows<V> {
     }
 }
 
-fn late_part(symbol: &str, r: i64, start: i64, horizon: i64) -> Reject {
+fn late_part(symbol: &Symbol, r: i64, start: i64, horizon: i64) -> Reject {
     Reject {
         reason: RejectReason::Late,
         source: String::new(),

@@ -93,7 +93,7 @@ fn reference(trades: &[(String, Trade)], resolutions: &[i64]) -> Vec<Bar> {
                 let quote: f64 = w.iter().map(|t| t.price * t.qty).sum();
                 let buy: f64 = w.iter().filter(|t| !t.is_buyer_maker).map(|t| t.qty).sum();
                 bars.push(Bar {
-                    symbol: sym.to_string(),
+                    symbol: sym.into(),
                     resolution_ms: r,
                     window_start: start,
                     window_end: start + r,
@@ -196,7 +196,7 @@ fn run_live(
             }
             for (s, ts) in groups {
                 input.send(SymbolBatch {
-                    symbol: s.to_string(),
+                    symbol: s.into(),
                     trades: ts,
                     candles: vec![],
                 });
@@ -297,7 +297,7 @@ fn candles_roll_up_to_coarser_resolutions() {
     };
     let mut a = acc(60_000, 10.0, 11.0);
     a.merge(&acc(0, 9.0, 10.0));
-    let bar = a.finish("X", 300_000, 0);
+    let bar = a.finish(&"X".into(), 300_000, 0);
     assert_eq!(
         (bar.open, bar.close, bar.high, bar.low),
         (9.0, 11.0, 12.0, 8.0)
@@ -315,7 +315,7 @@ fn last_revisions(bars: Vec<Bar>) -> Vec<Bar> {
     let mut by_key: BTreeMap<(String, i64, i64), Vec<Bar>> = BTreeMap::new();
     for b in bars {
         by_key
-            .entry((b.symbol.clone(), b.resolution_ms, b.window_start))
+            .entry((b.symbol.to_string(), b.resolution_ms, b.window_start))
             .or_default()
             .push(b);
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bars::acc::BarAcc;
 use crate::bars::dedup::Dedup;
-use crate::{Candle, Reject, RejectReason, Trade, NO_TRADE_ID};
+use crate::{Candle, Reject, RejectReason, Symbol, Trade, NO_TRADE_ID};
 
 /// A partial bar: `acc` belongs to the window of `resolution_ms` starting at `start`,
 /// and to the window containing it at every configured multiple of `resolution_ms`.
@@ -24,7 +24,7 @@ pub struct Part {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PartBatch {
     /// The instrument.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Its partial bars.
     pub parts: Vec<Part>,
 }
@@ -140,6 +140,7 @@ impl TradeState {
                     return false;
                 }
                 if run.min < cut {
+                    ready.reserve(run.trades.len());
                     let mut run_least = i64::MAX;
                     run.trades.retain(|t| {
                         let keep = !is_final(t);
@@ -227,11 +228,22 @@ impl TradeState {
 }
 
 /// Trades sorted by time, grouped by finest window: `(window start, trades)`.
+///
+/// One division per window, not per trade: a trade is in the window of the one before
+/// it while it is less than `finest` after the window's start.
 fn windows(trades: &[Trade], finest: i64) -> impl Iterator<Item = (i64, &[Trade])> {
-    let start = move |t: &Trade| t.ts_ms.div_euclid(finest) * finest;
-    trades
-        .chunk_by(move |a, b| start(a) == start(b))
-        .map(move |w| (start(&w[0]), w))
+    let mut rest = trades;
+    std::iter::from_fn(move || {
+        let start = rest.first()?.ts_ms.div_euclid(finest) * finest;
+        // Sorted by time, so every trade is at or after `start`: the difference fits u64.
+        let n = rest
+            .iter()
+            .position(|t| t.ts_ms.wrapping_sub(start) as u64 >= finest as u64)
+            .unwrap_or(rest.len());
+        let (window, tail) = rest.split_at(n);
+        rest = tail;
+        Some((start, window))
+    })
 }
 
 fn trade_json(symbol: &str, t: &Trade) -> String {

@@ -16,7 +16,6 @@ pub(crate) mod tests;
 pub use pairs::{CoMoments, PairStats};
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -28,6 +27,7 @@ use timely::dataflow::{Stream, StreamVec};
 
 use crate::checkpoint::Checkpointing;
 use crate::grid::GridPoint;
+use crate::Symbol;
 
 /// One row of the `correlation` set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,9 +37,9 @@ pub struct CorrRow {
     /// Window end, epoch ms.
     pub window_end: i64,
     /// The first symbol (byte order).
-    pub symbol_a: Arc<str>,
+    pub symbol_a: Symbol,
     /// The second symbol.
-    pub symbol_b: Arc<str>,
+    pub symbol_b: Symbol,
     /// Pearson correlation of returns; null when either variance is 0.
     pub corr: Option<f64>,
     /// Returns in the window (W).
@@ -50,9 +50,9 @@ pub struct CorrRow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BetaRow {
     /// The instrument.
-    pub symbol: Arc<str>,
+    pub symbol: Symbol,
     /// The benchmark.
-    pub benchmark: Arc<str>,
+    pub benchmark: Symbol,
     /// Window length in ms.
     pub resolution_ms: i64,
     /// Window end, epoch ms.
@@ -79,10 +79,10 @@ pub struct CoMomentConfig {
 }
 
 /// A return of one symbol at one grid time, as broadcast to the pair owners.
-pub type RetRecord = (i64, i64, String, Option<i64>);
+pub type RetRecord = (i64, i64, Symbol, Option<i64>);
 
 /// Returns waiting for their grid time to complete, keyed by (resolution, window_end).
-type Pending = BTreeMap<(i64, i64), Vec<(String, Option<i64>)>>;
+type Pending = BTreeMap<(i64, i64), Vec<(Symbol, Option<i64>)>>;
 
 /// The co-moments operator's state at a checkpoint cut, by resolution.
 pub type CoMomentStates = Vec<(i64, CoMoments)>;

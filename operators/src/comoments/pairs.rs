@@ -1,7 +1,6 @@
 //! `CoMoments`: exact rolling sums per symbol and per owned pair at one resolution.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
@@ -9,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::comoments::{BetaRow, CoMomentConfig, CorrRow};
 use crate::grid::RET_SCALE;
 use crate::route::symbol_route;
+use crate::Symbol;
 
 /// Returns of one symbol: the last W+1 (fixed-point) and exact sums over the last W.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Series {
-    name: Arc<str>,
+    name: Symbol,
     block: u64,
     ring: VecDeque<i64>,
     count: u64,
@@ -41,17 +41,17 @@ pub struct CoMoments {
     index: usize,
     peers: usize,
     series: Vec<Series>,
-    by_name: HashMap<String, usize>,
+    by_name: HashMap<Symbol, usize>,
     pairs: Vec<PairStats>,
     benchmark: Option<usize>,
-    bench_name: Arc<str>,
+    bench_name: Symbol,
 }
 
 impl CoMoments {
     /// Empty state for worker `index` of `peers`.
     pub fn new(config: CoMomentConfig, index: usize, peers: usize) -> CoMoments {
         CoMoments {
-            bench_name: Arc::from(config.benchmark.as_str()),
+            bench_name: Symbol::new(&config.benchmark),
             config,
             index,
             peers,
@@ -77,7 +77,7 @@ impl CoMoments {
     fn add_symbol(&mut self, name: &str) -> usize {
         let idx = self.series.len();
         self.series.push(Series {
-            name: Arc::from(name),
+            name: Symbol::new(name),
             block: symbol_route(name) % self.peers as u64,
             ring: VecDeque::with_capacity(self.config.window + 2),
             count: 0,
@@ -86,7 +86,7 @@ impl CoMoments {
             last_end: i64::MIN,
             var: 0.0,
         });
-        self.by_name.insert(name.to_string(), idx);
+        self.by_name.insert(Symbol::new(name), idx);
         if name == self.config.benchmark {
             self.benchmark = Some(idx);
         }
@@ -116,7 +116,7 @@ impl CoMoments {
         &mut self,
         resolution_ms: i64,
         end: i64,
-        mut rets: Vec<(String, Option<i64>)>,
+        mut rets: Vec<(Symbol, Option<i64>)>,
         corr_rows: &mut Vec<CorrRow>,
         beta_rows: &mut Vec<BetaRow>,
     ) {

@@ -240,7 +240,7 @@ fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
     let last = bars.iter().map(|b| b.window_end).max().unwrap();
     let mut by: BTreeMap<String, BTreeMap<i64, &Bar>> = BTreeMap::new();
     for b in bars {
-        by.entry(b.symbol.clone())
+        by.entry(b.symbol.to_string())
             .or_default()
             .insert(b.window_end, b);
     }
@@ -256,7 +256,7 @@ fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
                     .map(|b| (b.close, b.volume))
                     .unwrap_or_else(|| (prev.unwrap(), 0.0));
                 pts.push(GridPoint {
-                    symbol: sym.clone(),
+                    symbol: sym.as_str().into(),
                     resolution_ms: R,
                     window_end: e,
                     close,
@@ -299,8 +299,8 @@ fn check(out: &Outputs, bars: &[Bar]) {
             let r = rows[i];
             i += 1;
             assert_eq!(
-                (&r.symbol, r.window_end, r.close),
-                (sym, p.window_end, p.close)
+                (r.symbol.as_str(), r.window_end, r.close),
+                (sym.as_str(), p.window_end, p.close)
             );
             assert!(close(r.ret, p.ret));
             let closes: Vec<f64> = pts[..=k].iter().map(|p| p.close).collect();

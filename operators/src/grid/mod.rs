@@ -23,7 +23,7 @@ use timely::dataflow::{Stream, StreamVec};
 
 use crate::checkpoint::Checkpointing;
 use crate::route::symbol_route;
-use crate::Bar;
+use crate::{Bar, Symbol};
 
 /// Scale of fixed-point returns: 2^52.
 pub const RET_SCALE: f64 = 4_503_599_627_370_496.0;
@@ -32,7 +32,7 @@ pub const RET_SCALE: f64 = 4_503_599_627_370_496.0;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GridPoint {
     /// The instrument.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Window length in ms.
     pub resolution_ms: i64,
     /// Window end, epoch ms.
@@ -64,7 +64,7 @@ struct Series {
 }
 
 impl Series {
-    fn fill(&mut self, key: &(String, i64), until_end: i64, out: &mut Vec<GridPoint>) {
+    fn fill(&mut self, key: &(Symbol, i64), until_end: i64, out: &mut Vec<GridPoint>) {
         let r = key.1;
         while self.next_start.saturating_add(r) <= until_end {
             let start = self.next_start;
@@ -102,14 +102,14 @@ impl Series {
 /// The grid's state at a checkpoint cut: every series with the bars before the cut.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct GridState {
-    series: Vec<((String, i64), Series)>,
+    series: Vec<((Symbol, i64), Series)>,
 }
 
 impl GridState {
     /// The state of `series` at `cut`: bars ending at or after it are left out (they are
     /// read again after a restart), and so are series that only hold such bars.
-    fn at(series: &HashMap<(String, i64), Series>, cut: i64) -> GridState {
-        let mut kept: Vec<((String, i64), Series)> = series
+    fn at(series: &HashMap<(Symbol, i64), Series>, cut: i64) -> GridState {
+        let mut kept: Vec<((Symbol, i64), Series)> = series
             .iter()
             .filter_map(|(key, s)| {
                 let mut s = s.clone();
@@ -162,7 +162,7 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
             "DenseGrid",
             |cap, _| {
                 let mut cap = Some(cap);
-                let mut series: HashMap<(String, i64), Series> = HashMap::default();
+                let mut series: HashMap<(Symbol, i64), Series> = HashMap::default();
                 let mut cp = checkpoint.map(|c| c.checkpointer("grid", index, peers));
                 let mut skip_before = i64::MIN;
                 if let Some(c) = cp.as_ref().and_then(|c| c.restored_cut()) {

@@ -18,12 +18,13 @@ use timely::dataflow::{Stream, StreamVec};
 use crate::checkpoint::Checkpointing;
 use crate::grid::GridPoint;
 use crate::route::symbol_route;
+use crate::Symbol;
 
 /// One row of the `indicators` set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IndicatorRow {
     /// The instrument.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Window length in ms.
     pub resolution_ms: i64,
     /// Window end, epoch ms.
@@ -60,7 +61,7 @@ pub struct IndicatorRow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertRow {
     /// The instrument.
-    pub symbol: String,
+    pub symbol: Symbol,
     /// Window length in ms.
     pub resolution_ms: i64,
     /// Window end, epoch ms.
@@ -83,7 +84,7 @@ pub struct IndicatorConfig {
 }
 
 /// The indicators operator's state at a checkpoint cut, by (symbol, resolution).
-pub type IndicatorStates = Vec<((String, i64), IndicatorState)>;
+pub type IndicatorStates = Vec<((Symbol, i64), IndicatorState)>;
 
 /// Extension trait: indicators and alerts of a grid stream.
 pub trait Indicators<'scope> {
@@ -109,7 +110,7 @@ pub trait Indicators<'scope> {
 }
 
 /// The states in a deterministic order.
-fn snapshot(states: &HashMap<(String, i64), IndicatorState>) -> IndicatorStates {
+fn snapshot(states: &HashMap<(Symbol, i64), IndicatorState>) -> IndicatorStates {
     let mut v: IndicatorStates = states.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
@@ -147,7 +148,7 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
         builder.build(move |caps| {
             let mut caps = Some(caps);
             let mut pending: BTreeMap<i64, Vec<GridPoint>> = BTreeMap::new();
-            let mut states: HashMap<(String, i64), IndicatorState> = HashMap::default();
+            let mut states: HashMap<(Symbol, i64), IndicatorState> = HashMap::default();
             let mut cp = checkpoint.map(|c| c.checkpointer("indicators", index, peers));
             let skip_before = cp
                 .as_ref()
