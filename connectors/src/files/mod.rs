@@ -4,4 +4,4 @@ mod plan;
 mod source;
 
 pub use plan::{plan_units, Unit};
-pub use source::{FileSource, FileSourceConfig, SourceProgress};
+pub use source::{ahead_budget, FileSource, FileSourceConfig, SourceProgress, MAX_AHEAD_CHUNKS};
