@@ -37,7 +37,8 @@ pub fn rows_to_json<R: FeatureRow>(rows: &[R]) -> Result<Vec<KafkaRecord>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let batch = R::to_batch(rows)?;
+    let refs: Vec<&R> = rows.iter().collect();
+    let batch = R::to_batch(&refs)?;
     let mut out = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let mut value = String::with_capacity(256);

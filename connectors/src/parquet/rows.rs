@@ -62,8 +62,8 @@ pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
     }
     /// The Arrow schema of the set.
     fn schema() -> SchemaRef;
-    /// Rows as one Arrow batch of `schema()`.
-    fn to_batch(rows: &[Self]) -> std::result::Result<RecordBatch, ArrowError>;
+    /// Rows (by reference, in file order) as one Arrow batch of `schema()`.
+    fn to_batch(rows: &[&Self]) -> std::result::Result<RecordBatch, ArrowError>;
 }
 
 /// A UTC millisecond timestamp field, nullable like every field of our sets.
@@ -160,7 +160,7 @@ impl FeatureRow for Bar {
         Arc::new(Schema::new(fields))
     }
 
-    fn to_batch(rows: &[Self]) -> std::result::Result<RecordBatch, ArrowError> {
+    fn to_batch(rows: &[&Self]) -> std::result::Result<RecordBatch, ArrowError> {
         let columns: Vec<ArrayRef> = vec![
             str_array(rows.iter().map(|r| r.symbol.as_str())),
             labels(rows.iter().map(|r| r.resolution_ms)),
@@ -182,7 +182,7 @@ impl FeatureRow for Bar {
 }
 
 /// Encodes rows (already sorted) as one zstd-compressed Parquet file in memory.
-pub fn encode_parquet<R: FeatureRow>(rows: &[R], path: &str) -> Result<Vec<u8>> {
+pub fn encode_parquet<R: FeatureRow>(rows: &[&R], path: &str) -> Result<Vec<u8>> {
     let batch = R::to_batch(rows)?;
     // Dictionary pages only for the string columns (symbols repeat; prices and
     // statistics are mostly distinct, where a dictionary is work thrown away).

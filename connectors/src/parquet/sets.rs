@@ -52,9 +52,9 @@ impl FeatureRow for IndicatorRow {
         Arc::new(Schema::new(fields))
     }
 
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, ArrowError> {
         let res = labels(rows.iter().map(|r| r.resolution_ms));
-        let f = |get: fn(&IndicatorRow) -> Option<f64>| f64_array(rows.iter().map(get));
+        let f = |get: fn(&IndicatorRow) -> Option<f64>| f64_array(rows.iter().map(|r| get(r)));
         let columns: Vec<ArrayRef> = vec![
             str_array(rows.iter().map(|r| r.symbol.as_str())),
             res,
@@ -108,7 +108,7 @@ impl FeatureRow for CorrRow {
         ]))
     }
 
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, ArrowError> {
         let res = labels(rows.iter().map(|r| r.resolution_ms));
         let columns: Vec<ArrayRef> = vec![
             res,
@@ -149,7 +149,7 @@ impl FeatureRow for BetaRow {
         Arc::new(Schema::new(fields))
     }
 
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, ArrowError> {
         let res = labels(rows.iter().map(|r| r.resolution_ms));
         let columns: Vec<ArrayRef> = vec![
             str_array(rows.iter().map(|r| &*r.symbol)),
@@ -195,7 +195,7 @@ impl FeatureRow for AlertRow {
         Arc::new(Schema::new(fields))
     }
 
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, ArrowError> {
         let res = labels(rows.iter().map(|r| r.resolution_ms));
         let columns: Vec<ArrayRef> = vec![
             str_array(rows.iter().map(|r| r.symbol.as_str())),
@@ -233,7 +233,7 @@ mod tests {
             realized_vol: None,
             zscore: Some(f64::NAN),
         };
-        let b = IndicatorRow::to_batch(&[ind]).unwrap();
+        let b = IndicatorRow::to_batch(&[&ind]).unwrap();
         assert_eq!(b.num_columns(), 16);
         assert_eq!(b.column(15).null_count(), 1, "NaN is written as null");
         let corr = CorrRow {
@@ -244,7 +244,7 @@ mod tests {
             corr: None,
             n: 60,
         };
-        assert_eq!(CorrRow::to_batch(&[corr]).unwrap().num_columns(), 6);
+        assert_eq!(CorrRow::to_batch(&[&corr]).unwrap().num_columns(), 6);
         let beta = BetaRow {
             symbol: "A".into(),
             benchmark: "B".into(),
@@ -255,7 +255,7 @@ mod tests {
             r2: Some(1.0),
             n: 60,
         };
-        assert_eq!(BetaRow::to_batch(&[beta]).unwrap().num_columns(), 8);
+        assert_eq!(BetaRow::to_batch(&[&beta]).unwrap().num_columns(), 8);
         let alert = AlertRow {
             symbol: "A".into(),
             resolution_ms: 1_000,
@@ -264,6 +264,6 @@ mod tests {
             value: 4.0,
             threshold: 3.0,
         };
-        assert_eq!(AlertRow::to_batch(&[alert]).unwrap().num_columns(), 6);
+        assert_eq!(AlertRow::to_batch(&[&alert]).unwrap().num_columns(), 6);
     }
 }

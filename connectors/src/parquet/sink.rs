@@ -70,6 +70,9 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
             let activator = scope.activator_for(info.address);
             let mut cap = Some(cap);
             let mut pending: rustc_hash::FxHashMap<(i64, i64), Vec<R>> = Default::default();
+            // Rows of the last partition written per resolution: a new partition's
+            // buffer starts at that size instead of growing by copies.
+            let mut sizes: rustc_hash::FxHashMap<i64, usize> = Default::default();
             move |(input, frontier), out| {
                 input.for_each(|_time, data| {
                     for row in data.drain(..) {
@@ -77,7 +80,12 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
                             row.resolution_ms(),
                             row.window_end().div_euclid(HOUR) * HOUR,
                         );
-                        pending.entry(key).or_default().push(row);
+                        pending
+                            .entry(key)
+                            .or_insert_with(|| {
+                                Vec::with_capacity(sizes.get(&key.0).map_or(0, |n| n + n / 16))
+                            })
+                            .push(row);
                     }
                 });
                 let f = frontier.frontier().first().copied().unwrap_or(i64::MAX);
@@ -93,6 +101,7 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
                 let more = pending.keys().filter(is_ready).nth(1).is_some();
                 let written = next.and_then(|key| {
                     let rows = pending.remove(&key).unwrap_or_default();
+                    sizes.insert(key.0, rows.len());
                     // After an error the job winds down: rows are dropped unwritten.
                     (!errors.is_set())
                         .then(|| write_partition(&output, key, rows, &errors))
@@ -124,7 +133,7 @@ fn write_partition<R: FeatureRow>(
     rows: Vec<R>,
     errors: &ErrorSlot,
 ) -> Option<PartitionWritten> {
-    let mut rows = sort_rows(rows);
+    let mut rows: Vec<&R> = sort_order(&rows).into_iter().map(|i| &rows[i]).collect();
     if rows.iter().any(|r| r.revision() > 0) {
         rows.dedup_by(|later, first| R::sort_cmp(later, first).is_eq());
     }
@@ -142,8 +151,8 @@ fn write_partition<R: FeatureRow>(
                 rows: rows.len() as u64,
                 bytes,
                 sha256,
-                min_window_end: rows.iter().map(R::window_end).min().unwrap_or(0),
-                max_window_end: rows.iter().map(R::window_end).max().unwrap_or(0),
+                min_window_end: rows.iter().map(|r| r.window_end()).min().unwrap_or(0),
+                max_window_end: rows.iter().map(|r| r.window_end()).max().unwrap_or(0),
                 path: rel,
             })
         }
@@ -159,31 +168,25 @@ pub fn hex_digest(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Rows in file order ([`FeatureRow::sort_key`], then the latest revision first), the
-/// same as a stable sort by that key. The strings of the key are ranked once per
-/// distinct value, so the sort itself compares integers.
-fn sort_rows<R: FeatureRow>(rows: Vec<R>) -> Vec<R> {
-    let order: Vec<(u32, i64, u32, std::cmp::Reverse<u32>, usize)> = {
-        let keys: Vec<SortKey<'_>> = rows.iter().map(FeatureRow::sort_key).collect();
-        let groups = ranks(keys.iter().map(|k| k.group));
-        let tails = ranks(keys.iter().map(|k| k.tail));
-        let mut order: Vec<_> = keys
-            .iter()
-            .zip(&rows)
-            .enumerate()
-            .map(|(i, (k, r))| {
-                let revision = std::cmp::Reverse(r.revision());
-                (groups[i], k.window_end, tails[i], revision, i)
-            })
-            .collect();
-        order.sort_unstable();
-        order
-    };
-    let mut slots: Vec<Option<R>> = rows.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(|(.., i)| slots[i].take())
-        .collect()
+/// The indices of `rows` in file order ([`FeatureRow::sort_key`], then the latest
+/// revision first), the same as a stable sort by that key. The strings of the key are
+/// ranked once per distinct value, so the sort itself compares integers, and the rows
+/// themselves are not moved.
+fn sort_order<R: FeatureRow>(rows: &[R]) -> Vec<usize> {
+    let keys: Vec<SortKey<'_>> = rows.iter().map(FeatureRow::sort_key).collect();
+    let groups = ranks(keys.iter().map(|k| k.group));
+    let tails = ranks(keys.iter().map(|k| k.tail));
+    let mut order: Vec<(u32, i64, u32, std::cmp::Reverse<u32>, usize)> = keys
+        .iter()
+        .zip(rows)
+        .enumerate()
+        .map(|(i, (k, r))| {
+            let revision = std::cmp::Reverse(r.revision());
+            (groups[i], k.window_end, tails[i], revision, i)
+        })
+        .collect();
+    order.sort_unstable();
+    order.into_iter().map(|(.., i)| i).collect()
 }
 
 /// A key part that can be told apart by the address of its text: two values at the
