@@ -81,8 +81,10 @@ fn parity(name: &str, start: impl Fn(&std::path::Path) -> Vec<Job>) {
     let jobs = start(&config);
     let deadline = Instant::now() + Duration::from_secs(90);
     // Every set up to the watermark before the stop: the grid-based sets follow the
-    // bars by a watermark step, which under load can be seconds.
-    for (set, res) in [("bars", "1s"), ("correlation", "1s"), ("indicators", "1s")] {
+    // bars by a watermark step, which under load can be seconds, and each set has a
+    // sink of its own (beta can trail correlation, computed in the same step).
+    let sets = ["bars", "correlation", "indicators", "beta", "alerts"];
+    for (set, res) in sets.map(|s| (s, "1s")) {
         let want = expected(set, res).len();
         loop {
             let got = consume(&config, &format!("{prefix}{set}.{res}")).len();
