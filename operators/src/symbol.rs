@@ -1,5 +1,5 @@
-//! `Symbol`: an instrument name shared by every record of the instrument, cheap to clone,
-//! compare and hash by identity.
+//! `Symbol`: an instrument name shared by every record of the instrument: cheap to
+//! clone, and told apart by address where that is enough.
 //!
 //! Names are interned per thread: every `Symbol` made on one thread from the same text
 //! (by [`Symbol::new`], a conversion, or deserialization after crossing a process)
