@@ -90,12 +90,6 @@ impl Deref for Symbol {
     }
 }
 
-impl AsRef<str> for Symbol {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 impl Borrow<str> for Symbol {
     fn borrow(&self) -> &str {
         &self.0
@@ -146,18 +140,6 @@ impl PartialEq<&str> for Symbol {
     }
 }
 
-impl PartialEq<String> for Symbol {
-    fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
-    }
-}
-
-impl PartialEq<Symbol> for &str {
-    fn eq(&self, other: &Symbol) -> bool {
-        *self == &*other.0
-    }
-}
-
 impl From<&str> for Symbol {
     fn from(name: &str) -> Symbol {
         Symbol::new(name)
@@ -167,18 +149,6 @@ impl From<&str> for Symbol {
 impl From<String> for Symbol {
     fn from(name: String) -> Symbol {
         Symbol::new(&name)
-    }
-}
-
-impl From<&String> for Symbol {
-    fn from(name: &String) -> Symbol {
-        Symbol::new(name)
-    }
-}
-
-impl From<Symbol> for String {
-    fn from(s: Symbol) -> String {
-        s.0.to_string()
     }
 }
 

@@ -87,11 +87,6 @@ pub(crate) struct TradeState {
     closed_to: Option<i64>,
 }
 
-/// True when `trades` are in `(ts_ms, trade_id, seq)` order.
-fn in_order(trades: &[Trade]) -> bool {
-    trades.is_sorted_by_key(Trade::order_key)
-}
-
 impl TradeState {
     /// Buffers trades; they are aggregated when their window is final.
     pub fn push_trades(&mut self, trades: Vec<Trade>) {
@@ -101,7 +96,7 @@ impl TradeState {
             .fold((first.ts_ms, first.ts_ms), |(lo, hi), t| {
                 (lo.min(t.ts_ms), hi.max(t.ts_ms))
             });
-        let sorted = in_order(&trades);
+        let sorted = trades.is_sorted_by_key(Trade::order_key);
         let first_key = first.order_key();
         self.pending_min = Some(self.pending_min.map_or(min, |p| p.min(min)));
         match self.pending.last_mut() {

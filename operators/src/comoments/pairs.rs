@@ -74,11 +74,11 @@ impl CoMoments {
         ((a.block + b.block) % self.peers as u64) as usize
     }
 
-    fn add_symbol(&mut self, name: &str) -> usize {
+    fn add_symbol(&mut self, name: Symbol) -> usize {
         let idx = self.series.len();
         self.series.push(Series {
-            name: Symbol::new(name),
-            block: symbol_route(name) % self.peers as u64,
+            name: name.clone(),
+            block: symbol_route(&name) % self.peers as u64,
             ring: VecDeque::with_capacity(self.config.window + 2),
             count: 0,
             sum: 0,
@@ -86,12 +86,11 @@ impl CoMoments {
             last_end: i64::MIN,
             var: 0.0,
         });
-        self.by_name.insert(Symbol::new(name), idx);
-        if name == self.config.benchmark {
+        if name.as_str() == self.config.benchmark {
             self.benchmark = Some(idx);
         }
         for other in 0..idx {
-            let (a, b) = if &*self.series[other].name < name {
+            let (a, b) = if self.series[other].name < name {
                 (other, idx)
             } else {
                 (idx, other)
@@ -107,6 +106,7 @@ impl CoMoments {
                 });
             }
         }
+        self.by_name.insert(name, idx);
         idx
     }
 
@@ -125,7 +125,7 @@ impl CoMoments {
         for (name, ret) in rets {
             let idx = match self.by_name.get(&name) {
                 Some(&i) => i,
-                None => self.add_symbol(&name),
+                None => self.add_symbol(name.clone()),
             };
             let Some(x) = ret else { continue };
             let s = &mut self.series[idx];
