@@ -54,6 +54,37 @@ pub struct LiveShared {
     pub errors: ErrorSlot,
     /// Live counters and the stop flag.
     pub progress: Arc<LiveProgress>,
+    /// The Kafka producer every worker's sinks share.
+    pub producer: ProcessProducer,
+}
+
+/// The Kafka producer of a process's sinks, made by the first worker that asks for it:
+/// rows that several workers write to one topic partition then share a produce request.
+#[derive(Clone, Default)]
+pub struct ProcessProducer(Arc<std::sync::OnceLock<Result<SharedProducer, String>>>);
+
+impl std::fmt::Debug for ProcessProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProcessProducer")
+    }
+}
+
+impl ProcessProducer {
+    /// The process's producer (created with `settings` on first use), timing rows
+    /// against the watermark into `progress.latency`.
+    fn get(
+        &self,
+        settings: &connectors::kafka::KafkaSettings,
+        progress: &LiveProgress,
+    ) -> Result<SharedProducer, String> {
+        self.0
+            .get_or_init(|| {
+                SharedProducer::new(settings)
+                    .map(|p| p.with_latency(progress.latency.clone()))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
 }
 
 /// Builds and runs the live dataflow on this worker until it is stopped (then in-flight
@@ -64,10 +95,13 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
     reporter.live = Some(shared.progress.clone());
     let (bars_stats, stats) = (reporter.bars.clone(), reporter.stats.clone());
     let errors = shared.errors.clone();
-    let producer = match SharedProducer::new(&job.sources[0].settings) {
-        Ok(p) => p.with_latency(shared.progress.latency.clone()),
+    let producer = match shared
+        .producer
+        .get(&job.sources[0].settings, &shared.progress)
+    {
+        Ok(p) => p,
         Err(e) => {
-            errors.set(e.to_string());
+            errors.set(e);
             return;
         }
     };

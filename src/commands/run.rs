@@ -190,6 +190,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
     let shared = LiveShared {
         errors: ErrorSlot::default(),
         progress,
+        producer: Default::default(),
     };
     let hash = operators::route::stable_hash(
         format!(

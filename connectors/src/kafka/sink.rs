@@ -3,8 +3,6 @@
 //! sink's output frontier advances (a probe on that output tells when records are
 //! durable on the brokers).
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -144,13 +142,17 @@ fn row_opaque(set: &str, window_end: i64) -> usize {
 /// so acknowledgements are seen as they arrive.
 pub type SinkProducer = rdkafka::producer::ThreadedProducer<DeliveryErrors>;
 
-/// One idempotent producer shared by the Kafka sinks of a worker.
+/// One idempotent producer shared by the Kafka sinks of every worker of a process, so
+/// the rows that several workers write to one topic partition travel in one batch (the
+/// brokers get one produce request per partition, not one per worker). Clones share the
+/// producer; each sink registers its own delivery slot on its clone.
 #[derive(Clone)]
 pub struct SharedProducer {
-    inner: Rc<SinkProducer>,
+    inner: Arc<SinkProducer>,
     errors: DeliveryErrors,
-    /// Records queued so far; a flush waits until as many delivery reports arrived.
-    sent: Rc<Cell<u64>>,
+    /// Records queued so far by every clone; a flush waits until as many delivery
+    /// reports arrived.
+    sent: Arc<AtomicU64>,
     /// The sink slot its records report to, shifted into place (0: none).
     slot_bits: usize,
     /// How long librdkafka tries to deliver a record before it reports a failure.
@@ -183,9 +185,9 @@ impl SharedProducer {
             .create_with_context(errors.clone())
             .map_err(|e| ConnectorError::Kafka(format!("creating a producer: {e}")))?;
         Ok(SharedProducer {
-            inner: Rc::new(inner),
+            inner: Arc::new(inner),
             errors,
-            sent: Rc::new(Cell::new(0)),
+            sent: Arc::new(AtomicU64::new(0)),
             slot_bits: 0,
             ack_timeout,
         })
@@ -209,7 +211,7 @@ impl SharedProducer {
         let mut slots = self.errors.slots.write().unwrap_or_else(|p| p.into_inner());
         if slots.len() >= SLOT_MASK {
             return Err(ConnectorError::Kafka(
-                "too many Kafka sinks on a worker".into(),
+                "too many Kafka sinks in a process".into(),
             ));
         }
         let slot = Arc::new(SinkSlot {
@@ -238,7 +240,7 @@ impl SharedProducer {
         loop {
             match self.inner.send(record) {
                 Ok(()) => {
-                    self.sent.set(self.sent.get() + 1);
+                    self.sent.fetch_add(1, Ordering::SeqCst);
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
@@ -269,14 +271,15 @@ impl SharedProducer {
         Ok(())
     }
 
-    /// Waits until every queued record is acknowledged; an error if any delivery failed.
+    /// Waits until every record queued through any clone is acknowledged; an error if
+    /// any delivery failed.
     ///
     /// Waits on the delivery reports that librdkafka's polling thread serves, so it
     /// returns as soon as the last one arrives (rdkafka's own `flush` would poll the
     /// already-served queue in 100 ms steps and hold the worker that long).
     pub fn flush(&self) -> Result<()> {
         let deadline = Instant::now() + FLUSH_TIMEOUT;
-        let sent = self.sent.get();
+        let sent = self.sent.load(Ordering::SeqCst);
         let (count, wake) = &*self.errors.reported;
         let mut reported = count.lock().unwrap_or_else(|p| p.into_inner());
         while *reported < sent {

@@ -69,7 +69,11 @@ fn run_sink(settings: KafkaSettings, bars: Vec<Bar>) -> (Option<String>, u64, bo
             .iter()
             .map(|s| s.reported.load(std::sync::atomic::Ordering::SeqCst))
             .sum();
-        (errors.get(), producer.sent.get() - reported, done)
+        (
+            errors.get(),
+            producer.sent.load(std::sync::atomic::Ordering::SeqCst) - reported,
+            done,
+        )
     })
 }
 
