@@ -72,6 +72,7 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             from_ms: job.from_ms,
             to_ms: job.to_ms,
             chunk_rows: job.chunk_rows,
+            slack_pieces: if job.features.needs_grid() { 2 } else { 0 },
             scratch: job.scratch.clone(),
         };
         // Back-pressure: the sources read only a few chunks past what the bars finished.

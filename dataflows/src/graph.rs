@@ -49,7 +49,7 @@ impl FeatureConfig {
     }
 
     /// True when a feature on the dense close grid is on (everything but bars).
-    fn needs_grid(&self) -> bool {
+    pub fn needs_grid(&self) -> bool {
         self.indicators.is_some() || self.needs_comoments()
     }
 }
