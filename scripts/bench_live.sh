@@ -145,13 +145,13 @@ idle_pct=$(calc %.2f "($i1 - $i0) * 100 / $TICKS / $LIVE_IDLE_S")
 stop_job "$log"
 
 # ---- 3. latency --------------------------------------------------------------------
+"$MF" simulate --symbols 5 --minutes "$LIVE_MINUTES" --seed "$BENCH_SEED" \
+    --output "$WORK/lat.parquet" >"$LOGS/live-simulate.log" 2>&1 ||
+    { tail -n 20 "$LOGS/live-simulate.log" >&2; die "simulate failed"; }
 # latency NAME FEATURE_PARTITIONS: one paced run on topic bench.NAME; with
 # FEATURE_PARTITIONS > 0 the 15 feature topics are created first with that many
 # partitions, otherwise tansu auto-creates them (with 4 partitions) on first produce.
 # Sets p50, p99, pmax, samples and by_set from the job's stop line.
-"$MF" simulate --symbols 5 --minutes "$LIVE_MINUTES" --seed "$BENCH_SEED" \
-    --output "$WORK/lat.parquet" >"$LOGS/live-simulate.log" 2>&1 ||
-    { tail -n 20 "$LOGS/live-simulate.log" >&2; die "simulate failed"; }
 latency() {
     local name=$1 parts=$2 cfg log line set res
     cfg=$(config "$name" "bench.$name")
