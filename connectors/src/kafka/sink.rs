@@ -151,7 +151,8 @@ pub struct SharedProducer {
     inner: Arc<SinkProducer>,
     errors: DeliveryErrors,
     /// Records queued so far by every clone; a flush waits until as many delivery
-    /// reports arrived.
+    /// reports arrived. Relaxed: a flush must cover its own thread's records, which
+    /// program order makes visible; it orders nothing else.
     sent: Arc<AtomicU64>,
     /// The sink slot its records report to, shifted into place (0: none).
     slot_bits: usize,
@@ -240,7 +241,7 @@ impl SharedProducer {
         loop {
             match self.inner.send(record) {
                 Ok(()) => {
-                    self.sent.fetch_add(1, Ordering::SeqCst);
+                    self.sent.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
@@ -279,7 +280,7 @@ impl SharedProducer {
     /// already-served queue in 100 ms steps and hold the worker that long).
     pub fn flush(&self) -> Result<()> {
         let deadline = Instant::now() + FLUSH_TIMEOUT;
-        let sent = self.sent.load(Ordering::SeqCst);
+        let sent = self.sent.load(Ordering::Relaxed);
         let (count, wake) = &*self.errors.reported;
         let mut reported = count.lock().unwrap_or_else(|p| p.into_inner());
         while *reported < sent {
