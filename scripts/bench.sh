@@ -35,7 +35,8 @@
 #                                   runs scripts/bench_features.sh (every feature set vs
 #                                   polars, the correlation operator at N = 100 / 500) and
 #                                   scripts/bench_scaling.sh (1x1, 1x2, 2x1 processes x
-#                                   workers, SCALING_ROUNDS interleaved rounds) and scripts/bench_live.sh (the live job through
+#                                   workers, SCALING_ROUNDS interleaved rounds) and
+#                                   scripts/bench_live.sh (the live job through
 #                                   the tansu broker: trades/s, CPU, idle CPU, watermark-to-
 #                                   topic delay) and scripts/bench_checkpoint.sh (checkpoint
 #                                   size and time, restart to caught up after kill -9 with

@@ -102,7 +102,11 @@ for ((round = 1; round <= SCALING_ROUNDS; round++)); do
 done
 say "every 1x1, 1x2 and 2x1 run wrote byte-identical Parquet files ($(echo "$ref" | wc -l) feature sets)"
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# median <<<"A B C": the median of space-separated numbers, 2 decimals.
+median() {
+    tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END {
+        printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 declare -A MEDIAN
 ROWS=()
 for name in 1x1 1x2 2x1; do
