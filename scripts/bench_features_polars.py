@@ -8,11 +8,19 @@ fill from each symbol's first bar to the last bar of the input), log returns,
 indicators (sma_20, ema_12/26 and macd/signal with ewm adjust=False, rsi_14 Wilder,
 Bollinger with population std, realized_vol and zscore over W), alerts (zscore and
 volume_spike), the correlation of every pair a < b over W and beta / alpha / r2 against
-the benchmark; writes each set as one zstd Parquet file OUT/<set>.parquet (fewer
-files than marketflow's hourly partitions: in polars' favour).
+the benchmark, and the risk set (README "Risk and trend": var_95 / cvar_95, sharpe,
+sortino, drawdown / max_drawdown over the W+1 closes, atr_14 Wilder, sma_50 / sma_200
+and trend, volume_ma_20 / volume_ratio; --no-risk leaves it out); writes each set as
+one zstd Parquet file OUT/<set>.parquet (fewer files than marketflow's hourly
+partitions: in polars' favour).
+
+risk is written the way a polars user would: polars rolling expressions per symbol,
+and, for the two windows polars has no rolling function for (cvar_95, max_drawdown),
+numpy sliding_window_view over the whole grid at once (vectorized, no per-row Python).
 
 --check DIR compares every set with marketflow's output under DIR (same rows, floats
-within 1e-9 relative, absolute below 1) and exits 1 on a difference.
+within 1e-9 relative, absolute below 1, strings such as risk's trend equal, nulls at
+the same places) and exits 1 on a difference.
 """
 
 from __future__ import annotations
@@ -23,8 +31,11 @@ import os
 import sys
 import time
 
+import numpy as np
 import polars as pl
+from numpy.lib.stride_tricks import sliding_window_view
 
+YEAR_MS = 365 * 24 * 3600 * 1000
 UNITS_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
@@ -63,19 +74,24 @@ def bars(path: str, r: int) -> pl.DataFrame:
 
 
 def grid(b: pl.DataFrame, r: int) -> pl.DataFrame:
+    """The dense grid, sorted by symbol and time: close (forward filled), high / low
+    (the close for a bar without trades), volume (0 without trades) and the log return."""
     last = b["window_start"].max()
     starts = b.group_by("symbol").agg(first=pl.col("window_start").min())
     frame = (
         starts.with_columns(window_start=pl.int_ranges("first", last + 1, r))
         .explode("window_start")
         .drop("first")
-        .join(b.select("symbol", "window_start", "close", "volume"), on=["symbol", "window_start"], how="left")
+        .join(b.select("symbol", "window_start", "high", "low", "close", "volume"),
+              on=["symbol", "window_start"], how="left")
         .sort("symbol", "window_start")
         .with_columns(
             close=pl.col("close").forward_fill().over("symbol"),
             volume=pl.col("volume").fill_null(0.0),
             window_end=pl.col("window_start") + r,
         )
+        # a bar without trades: high = low = close (the previous close)
+        .with_columns(high=pl.col("high").fill_null(pl.col("close")), low=pl.col("low").fill_null(pl.col("close")))
     )
     return frame.with_columns(ret=(pl.col("close") / pl.col("close").shift(1)).log().over("symbol"))
 
@@ -158,12 +174,76 @@ def pairs(g: pl.DataFrame, w: int, bench: str) -> tuple[pl.DataFrame, pl.DataFra
     return corr, beta
 
 
+def risk(g: pl.DataFrame, w: int, r: int) -> pl.DataFrame:
+    """The risk set on the dense grid `g` (sorted by symbol, window_start)."""
+    c, ret, vol = pl.col("close"), pl.col("ret"), pl.col("volume")
+    sqrt_p = (YEAR_MS / r) ** 0.5
+    prev = c.shift(1)
+    # TR from a symbol's second bar (max_horizontal would skip the null prev of the first)
+    tr = pl.when(prev.is_not_null()).then(
+        pl.max_horizontal(pl.col("high") - pl.col("low"), (pl.col("high") - prev).abs(), (pl.col("low") - prev).abs())
+    )
+    f = g.with_columns(
+        pos=pl.int_range(pl.len()).over("symbol"),
+        var_95=-ret.rolling_quantile(0.05, interpolation="linear", window_size=w).over("symbol"),
+        mean_w=ret.rolling_mean(w).over("symbol"),
+        std_w=ret.rolling_std(w, ddof=1).over("symbol"),
+        # all W returns equal: variance exactly 0, sharpe null (not a drifted 1e-10 std)
+        flat=(ret.rolling_max(w) == ret.rolling_min(w)).over("symbol"),
+        down_dev=(ret.clip(upper_bound=0) ** 2).rolling_mean(w).sqrt().over("symbol"),
+        negatives=(ret < 0).cast(pl.Int32).rolling_sum(w).over("symbol"),
+        drawdown=(c / c.rolling_max(w + 1) - 1).over("symbol"),
+        atr_14=tr.ewm_mean(alpha=1 / 14, adjust=False, min_samples=14).over("symbol"),
+        sma_50=c.rolling_mean(50).over("symbol"),
+        sma_200=c.rolling_mean(200).over("symbol"),
+        volume_ma_20=vol.rolling_mean(20).over("symbol"),
+        traded_20=(vol != 0).cast(pl.Int32).rolling_sum(20).over("symbol"),
+    ).with_columns(
+        sharpe=pl.when(~pl.col("flat") & (pl.col("std_w") > 0)).then(pl.col("mean_w") / pl.col("std_w") * sqrt_p),
+        sortino=pl.when((pl.col("negatives") > 0) & (pl.col("down_dev") > 0))
+        .then(pl.col("mean_w") / pl.col("down_dev") * sqrt_p),
+        trend=pl.when(pl.col("sma_200").is_null())
+        .then(None)
+        .when((c > pl.col("sma_50")) & (pl.col("sma_50") > pl.col("sma_200")))
+        .then(pl.lit("up"))
+        .when((c < pl.col("sma_50")) & (pl.col("sma_50") < pl.col("sma_200")))
+        .then(pl.lit("down"))
+        .otherwise(pl.lit("sideways")),
+        volume_ratio=pl.when((pl.col("traded_20") > 0) & (pl.col("volume_ma_20") != 0))
+        .then(vol / pl.col("volume_ma_20")),
+    )
+    # cvar_95 and max_drawdown: numpy windows over the whole grid at once. A window
+    # ending at a kept row (position >= W) lies inside that row's symbol.
+    n = len(f)
+    keep = (f["pos"] >= w).to_numpy()
+    cvar = np.full(n, np.nan)
+    max_dd = np.full(n, np.nan)
+    if n > w:
+        rets = f["ret"].fill_null(np.nan).to_numpy()
+        wins = sliding_window_view(rets, w)  # window k ends at row k + w - 1
+        q = -f["var_95"].fill_null(np.nan).to_numpy()[w - 1 :]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tail = wins <= q[:, None]
+            cvar[w - 1 :] = -np.where(tail, wins, 0.0).sum(axis=1) / tail.sum(axis=1)
+        closes = f["close"].to_numpy()
+        wins = sliding_window_view(closes, w + 1)  # window k ends at row k + w
+        max_dd[w:] = (wins / np.maximum.accumulate(wins, axis=1)).min(axis=1) - 1
+    cols = ["symbol", "window_end", "close", "ret", "var_95", "cvar_95", "sharpe", "sortino", "drawdown",
+            "max_drawdown", "atr_14", "sma_50", "sma_200", "trend", "volume_ma_20", "volume_ratio"]
+    return (
+        f.with_columns(cvar_95=pl.Series(cvar, nan_to_null=True), max_drawdown=pl.Series(max_dd, nan_to_null=True))
+        .filter(pl.Series(keep))
+        .select(cols)
+    )
+
+
 KEYS = {
     "bars": ["symbol", "window_end"],
     "indicators": ["symbol", "window_end"],
     "correlation": ["symbol_a", "symbol_b", "window_end"],
     "beta": ["symbol", "window_end"],
     "alerts": ["symbol", "window_end", "kind"],
+    "risk": ["symbol", "window_end"],
 }
 
 
@@ -182,9 +262,16 @@ def check(sets: dict[str, pl.DataFrame], out: str) -> list[str]:
         if len(j) != len(ours):
             problems.append(f"{name}: {len(ours) - len(j)} polars rows have no marketflow row")
         for col in ours.columns:
-            if col in KEYS[name] or f"{col}_mf" not in j.columns or not ours[col].dtype.is_float():
+            if col in KEYS[name] or f"{col}_mf" not in j.columns:
                 continue
             a, b = j[col], j[f"{col}_mf"]
+            if ours[col].dtype == pl.String:  # risk's trend: equal labels, nulls alike
+                diff = (~a.eq_missing(b)).sum()
+                if diff:
+                    problems.append(f"{name}.{col}: {diff} values differ")
+                continue
+            if not ours[col].dtype.is_float():
+                continue
             nulls = (a.is_null() != b.is_null()).sum()
             err = (a - b).abs() / b.abs().clip(lower_bound=1.0)
             worst = err.max() or 0.0
@@ -201,6 +288,7 @@ def main() -> None:
     p.add_argument("--window", type=int, default=60)
     p.add_argument("--benchmark", default="BTCUSDT")
     p.add_argument("--zscore", type=float, default=3.0)
+    p.add_argument("--no-risk", action="store_true", help="leave the risk set out (marketflow with risk = false)")
     p.add_argument("--check", metavar="DIR")
     args = p.parse_args()
     started = time.time()
@@ -216,6 +304,8 @@ def main() -> None:
         "beta": beta.sort("symbol", "window_end"),
         "alerts": alerts.sort("symbol", "window_end", "kind"),
     }
+    if not args.no_risk:
+        sets["risk"] = risk(g, args.window, r)  # already sorted by symbol, window_end
     os.makedirs(args.output, exist_ok=True)
     for name, df in sets.items():
         df.write_parquet(os.path.join(args.output, f"{name}.parquet"), compression="zstd", compression_level=1)

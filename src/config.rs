@@ -86,6 +86,8 @@ pub struct FeaturesConfig {
     pub beta: bool,
     /// Compute indicators.
     pub indicators: bool,
+    /// Compute risk and trend measures.
+    pub risk: bool,
     /// |zscore| above this raises an alert.
     pub zscore_alert: f64,
 }
@@ -189,6 +191,7 @@ impl Default for FeaturesConfig {
             correlation: true,
             beta: true,
             indicators: true,
+            risk: true,
             zscore_alert: 3.0,
         }
     }

@@ -23,6 +23,7 @@ const KNOWN: &[(&str, &[&str])] = &[
             "correlation",
             "beta",
             "indicators",
+            "risk",
             "zscore_alert",
         ],
     ),

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
-use operators::checkpoint::{decodes, Restore, Snapshot};
+use operators::checkpoint::{Restore, Snapshot, StateKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -29,7 +29,7 @@ pub struct Expected {
     /// Total workers of the job.
     pub workers: usize,
     /// Operators that take snapshots on every worker.
-    pub operators: Vec<String>,
+    pub operators: Vec<StateKind>,
     /// Every (source, partition) read.
     pub partitions: Vec<(String, i32)>,
 }
@@ -197,7 +197,11 @@ impl CheckpointStore {
                 if s.peers != expected.workers {
                     return Ok(Err(Unusable::Workers { taken: s.peers }));
                 }
-                if s.cut != cut || !decodes(&s.operator, &s.state) {
+                let known = expected
+                    .operators
+                    .iter()
+                    .any(|k| k.name == s.operator && k.decodes(&s.state));
+                if s.cut != cut || !known {
                     return Ok(Err(Unusable::Incomplete(format!(
                         "{file}: undecodable state"
                     ))));
@@ -215,9 +219,9 @@ impl CheckpointStore {
                 loaded.offsets.insert((o.source, o.partition), o.offset);
             }
         }
-        for op in &expected.operators {
+        for op in expected.operators.iter().map(|k| k.name) {
             for w in 0..expected.workers {
-                if !loaded.restore.states.contains_key(&(op.clone(), w)) {
+                if !loaded.restore.states.contains_key(&(op.to_string(), w)) {
                     return Ok(Err(Unusable::Incomplete(format!(
                         "no {op} state of worker {w}"
                     ))));
@@ -302,7 +306,7 @@ mod tests {
     fn expected() -> Expected {
         Expected {
             workers: 2,
-            operators: vec!["grid".into()],
+            operators: vec![StateKind::of::<operators::grid::DenseGridOp>()],
             partitions: vec![("trades".into(), 0)],
         }
     }

@@ -8,16 +8,21 @@ use std::time::Duration;
 use connectors::decode::DecodeOptions;
 use connectors::files::{FileSource, FileSourceConfig, SourceProgress, Unit};
 use connectors::manifest::{Manifest, ReportStatus, RunEvent, RunInfo, WriteManifest};
-use connectors::parquet::ParquetSink;
+use connectors::parquet::{FeatureRow, ParquetSink, PartitionWritten};
 use connectors::rejects::WriteRejects;
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
+use std::cell::RefCell;
+use std::rc::Rc;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
+
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Inspect, Probe};
+use timely::dataflow::StreamVec;
 use timely::worker::Worker;
 
-use crate::graph::{features, FeatureConfig};
-use crate::progress::Reporter;
+use crate::graph::{features, FeatureConfig, SetSinks};
+use crate::progress::{rows_out_key, Reporter, WorkerStats};
 
 /// Everything a backfill worker needs; shared by all workers of a process.
 #[derive(Clone, Debug)]
@@ -84,50 +89,25 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             Some(consumed.clone()),
         );
         let (watermark, batches) = batches.probe();
-        let out = features(batches, source_rejects, &job.features, bars_stats, None);
+        let mut out = features(batches, source_rejects, &job.features, bars_stats, None);
+        out.bars = out.bars.probe_with(&consumed);
+        let mut sinks = LakeSinks {
+            output: job.output.clone(),
+            errors: errors.clone(),
+            stats: stats.clone(),
+            written: None,
+        };
         let counted = stats.clone();
-        let rejects = out.rejects.inspect(move |r| {
+        let rejects = out.attach_sinks(&mut sinks).inspect(move |r| {
             *counted
                 .borrow_mut()
                 .rejects
                 .entry(r.reason.as_str())
                 .or_default() += 1;
         });
-        let sink = |set: &str| {
-            let counted = stats.clone();
-            let set = set.to_string();
-            move |p: &connectors::parquet::PartitionWritten| {
-                *counted
-                    .borrow_mut()
-                    .rows_out
-                    .entry(set.clone())
-                    .or_default() += p.rows
-            }
-        };
-        let (output, lateness) = (job.output.clone(), 0);
-        let mut written = out
-            .bars
-            .probe_with(&consumed)
-            .parquet_sink(output.clone(), lateness, errors.clone())
-            .inspect(sink("bars"));
-        if let Some(s) = out.beta {
-            let w = s.parquet_sink(output.clone(), lateness, errors.clone());
-            written = written.concat(w.inspect(sink("beta")));
-        }
-        if let Some(s) = out.indicators {
-            let w = s.parquet_sink(output.clone(), lateness, errors.clone());
-            written = written.concat(w.inspect(sink("indicators")));
-        }
-        if let Some(s) = out.alerts {
-            let w = s.parquet_sink(output.clone(), lateness, errors.clone());
-            written = written.concat(w.inspect(sink("alerts")));
-        }
-        if let Some(s) = out.correlation {
-            let w = s.parquet_sink(output.clone(), lateness, errors.clone());
-            written = written.concat(w.inspect(sink("correlation")));
-        }
+        let written = sinks.written.expect("the bars sink is always attached");
         let events = written
-            .map_partitions()
+            .map(RunEvent::Partition)
             .concat(source_events)
             .concat(rejects.write_rejects(job.output.clone(), job.inputs.clone(), errors.clone()));
         let threads = (job.info.workers / job.info.processes.max(1)).max(1);
@@ -151,16 +131,30 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
     reporter.finish();
 }
 
-/// Maps partition records into run events.
-trait MapPartitions<'scope> {
-    fn map_partitions(self) -> timely::dataflow::StreamVec<'scope, i64, RunEvent>;
+/// The backfill's sinks: every set to the Parquet lake (a backfill's partitions are
+/// final when the input ends: no lateness), counting rows as `parquet:<set>`.
+struct LakeSinks<'scope> {
+    output: Location,
+    errors: ErrorSlot,
+    stats: Rc<RefCell<WorkerStats>>,
+    written: Option<StreamVec<'scope, i64, PartitionWritten>>,
 }
 
-impl<'scope> MapPartitions<'scope>
-    for timely::dataflow::StreamVec<'scope, i64, connectors::parquet::PartitionWritten>
-{
-    fn map_partitions(self) -> timely::dataflow::StreamVec<'scope, i64, RunEvent> {
-        use timely::dataflow::operators::vec::Map;
-        self.map(RunEvent::Partition)
+impl<'scope> SetSinks<'scope> for LakeSinks<'scope> {
+    fn attach<R: FeatureRow>(&mut self, rows: StreamVec<'scope, i64, R>) {
+        let counted = self.stats.clone();
+        let w = rows
+            .parquet_sink(self.output.clone(), 0, self.errors.clone())
+            .inspect(move |p: &PartitionWritten| {
+                *counted
+                    .borrow_mut()
+                    .rows_out
+                    .entry(rows_out_key("parquet", R::SET))
+                    .or_default() += p.rows
+            });
+        self.written = Some(match self.written.take() {
+            Some(prev) => prev.concat(w),
+            None => w,
+        });
     }
 }

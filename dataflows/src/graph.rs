@@ -1,13 +1,16 @@
 //! The feature graph shared by live and backfill runs: bars, the dense close grid, and
-//! the rolling features on it (indicators and alerts, correlation and beta).
+//! the rolling features on it (indicators and alerts, correlation and beta, risk), and
+//! the one place where every feature stream meets its sinks.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use operators::checkpoint::{CheckpointPlan, Checkpointing, SnapshotSink};
-use operators::comoments::{BetaRow, CoMomentConfig, CorrRow, RollingCoMoments};
-use operators::grid::{DenseGrid, LastBars};
-use operators::indicators::{AlertRow, IndicatorConfig, IndicatorRow, Indicators};
+use connectors::parquet::FeatureRow;
+use operators::checkpoint::{CheckpointPlan, Checkpointing, SnapshotSink, StateKind};
+use operators::comoments::{BetaRow, CoMomentConfig, CoMomentLogic, CorrRow, RollingCoMoments};
+use operators::grid::{DenseGrid, DenseGridOp, LastBars};
+use operators::indicators::{AlertRow, IndicatorConfig, IndicatorLogic, IndicatorRow, Indicators};
+use operators::risk::{Risk, RiskConfig, RiskLogic, RiskRow};
 use operators::{Bar, Bars, BarsConfig, BarsStats, Reject, SymbolBatch};
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
@@ -23,22 +26,27 @@ pub struct FeatureConfig {
     pub comoments: CoMomentConfig,
     /// Emit rolling beta (`features.beta`).
     pub beta: bool,
+    /// Risk and trend measures (`features.risk`); `None` switches them off.
+    pub risk: Option<RiskConfig>,
     /// Checkpoint interval and restore point of the rolling operators (live only).
     pub checkpoint: Option<CheckpointPlan>,
 }
 
 impl FeatureConfig {
     /// The operators that take snapshots with this configuration.
-    pub fn checkpointed_operators(&self) -> Vec<String> {
+    pub fn checkpointed_operators(&self) -> Vec<StateKind> {
         let mut ops = Vec::new();
         if self.needs_grid() {
-            ops.push("grid".to_string());
+            ops.push(StateKind::of::<DenseGridOp>());
         }
         if self.indicators.is_some() {
-            ops.push("indicators".into());
+            ops.push(StateKind::of::<IndicatorLogic>());
         }
         if self.needs_comoments() {
-            ops.push("comoments".into());
+            ops.push(StateKind::of::<CoMomentLogic>());
+        }
+        if self.risk.is_some() {
+            ops.push(StateKind::of::<RiskLogic>());
         }
         ops
     }
@@ -50,7 +58,7 @@ impl FeatureConfig {
 
     /// True when a feature on the dense close grid is on (everything but bars).
     pub fn needs_grid(&self) -> bool {
-        self.indicators.is_some() || self.needs_comoments()
+        self.indicators.is_some() || self.needs_comoments() || self.risk.is_some()
     }
 }
 
@@ -66,6 +74,8 @@ pub struct FeatureStreams<'scope> {
     pub correlation: Option<StreamVec<'scope, i64, CorrRow>>,
     /// Rolling beta against the benchmark, when beta is on.
     pub beta: Option<StreamVec<'scope, i64, BetaRow>>,
+    /// Risk rows, when risk is on.
+    pub risk: Option<StreamVec<'scope, i64, RiskRow>>,
     /// Records rejected inside the graph (for example duplicates).
     pub rejects: StreamVec<'scope, i64, Reject>,
 }
@@ -94,20 +104,54 @@ pub fn features<'scope>(
         alerts: None,
         correlation: None,
         beta: None,
+        risk: None,
         rejects: source_rejects.concat(duplicates),
     };
     if !config.needs_grid() {
         return out;
     }
-    let grid = bars.clone().dense_grid_with(bars.last_bars(), cp.clone());
+    let grid = bars.clone().dense_grid(bars.last_bars(), cp.clone());
+    if let Some(c) = config.risk {
+        out.risk = Some(grid.clone().risk(c, cp.clone()));
+    }
     if let Some(c) = config.indicators {
-        let (rows, alerts) = grid.clone().indicators_with(c, cp.clone());
+        let (rows, alerts) = grid.clone().indicators(c, cp.clone());
         (out.indicators, out.alerts) = (Some(rows), Some(alerts));
     }
     if config.needs_comoments() {
-        let (correlation, beta) = grid.rolling_comoments_with(config.comoments.clone(), cp);
+        let (correlation, beta) = grid.rolling_comoments(config.comoments.clone(), cp);
         out.correlation = config.comoments.correlation.then_some(correlation);
         out.beta = config.beta.then_some(beta);
     }
     out
+}
+
+/// Attaches a sink to feature streams of any set: live and backfill each implement it
+/// once, and [`FeatureStreams::attach_sinks`] hands it every stream the graph made.
+pub trait SetSinks<'scope> {
+    /// Attaches the sink to the rows of one feature set.
+    fn attach<R: FeatureRow>(&mut self, rows: StreamVec<'scope, i64, R>);
+}
+
+impl<'scope> FeatureStreams<'scope> {
+    /// Hands every feature stream to `sinks` (bars first), and returns the rejects.
+    pub fn attach_sinks(self, sinks: &mut impl SetSinks<'scope>) -> StreamVec<'scope, i64, Reject> {
+        sinks.attach(self.bars);
+        if let Some(s) = self.beta {
+            sinks.attach(s);
+        }
+        if let Some(s) = self.indicators {
+            sinks.attach(s);
+        }
+        if let Some(s) = self.alerts {
+            sinks.attach(s);
+        }
+        if let Some(s) = self.correlation {
+            sinks.attach(s);
+        }
+        if let Some(s) = self.risk {
+            sinks.attach(s);
+        }
+        self.rejects
+    }
 }

@@ -21,8 +21,8 @@ use timely::dataflow::operators::{Concat, Inspect, Probe};
 use timely::dataflow::StreamVec;
 use timely::worker::Worker;
 
-use crate::graph::{features, FeatureConfig};
-use crate::progress::{Reporter, WorkerStats};
+use crate::graph::{features, FeatureConfig, SetSinks};
+use crate::progress::{rows_out_key, Reporter, WorkerStats};
 
 /// Everything a live worker needs; shared by all workers of a process.
 #[derive(Clone, Debug)]
@@ -147,9 +147,18 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             bars_stats,
             Some(snapshots),
         );
+        let mut sinks = LiveSinks {
+            job,
+            producer: &producer,
+            errors: &errors,
+            stats: &stats,
+            durable: durable_streams,
+        };
+        let graph_rejects = out.attach_sinks(&mut sinks);
+        let mut durable_streams = sinks.durable;
         // Rejects found by the graph (duplicates) go to the dead-letter topic of the
         // source they came from.
-        let graph_rejects = out.rejects.inspect(count_rejects(&stats));
+        let graph_rejects = graph_rejects.inspect(count_rejects(&stats));
         let topics: Vec<String> = job.sources.iter().map(|s| s.topic.clone()).collect();
         let routed = graph_rejects.partition(job.sources.len() as u64, move |r| {
             let topic = r.source.rsplit_once('/').map_or("", |(t, _)| t);
@@ -159,25 +168,6 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
         for (i, stream) in routed.into_iter().enumerate() {
             let topic = format!("dlq.{}", job.sources[i].name);
             durable_streams.push(stream.dead_letter_sink(producer.clone(), &topic, errors.clone()));
-        }
-        let sinks = Sinks {
-            job,
-            producer: &producer,
-            errors: &errors,
-            stats: &stats,
-        };
-        durable_streams.extend(sinks.both(out.bars));
-        if let Some(s) = out.beta {
-            durable_streams.extend(sinks.both(s));
-        }
-        if let Some(s) = out.indicators {
-            durable_streams.extend(sinks.both(s));
-        }
-        if let Some(s) = out.alerts {
-            durable_streams.extend(sinks.both(s));
-        }
-        if let Some(s) = out.correlation {
-            durable_streams.extend(sinks.both(s));
         }
         for s in durable_streams {
             s.probe_with(&probes.durable);
@@ -233,18 +223,20 @@ fn count_rejects(
     }
 }
 
-/// Attaches the Kafka and Parquet sinks to feature streams.
-struct Sinks<'a> {
+/// The live job's sinks: every set to its Kafka topics and the Parquet lake, each
+/// sink's durability stream kept for the offsets probe.
+struct LiveSinks<'a, 's> {
     job: &'a LiveJob,
     producer: &'a SharedProducer,
     errors: &'a ErrorSlot,
     stats: &'a Rc<std::cell::RefCell<WorkerStats>>,
+    durable: Vec<StreamVec<'s, i64, ()>>,
 }
 
-impl Sinks<'_> {
-    /// Sends `rows` to the Kafka topics and the Parquet lake; returns both sinks'
-    /// durability streams. Rows of partitions already final before a restart are dropped.
-    fn both<'s, R: FeatureRow>(&self, rows: StreamVec<'s, i64, R>) -> [StreamVec<'s, i64, ()>; 2] {
+impl<'s> SetSinks<'s> for LiveSinks<'_, 's> {
+    /// Sends `rows` to the Kafka topics and the Parquet lake. Rows of partitions
+    /// already final before a restart are dropped.
+    fn attach<R: FeatureRow>(&mut self, rows: StreamVec<'s, i64, R>) {
         let rule = DoneRule {
             resolutions_ms: Vec::new(),
             lateness_ms: self.job.lateness_ms,
@@ -259,7 +251,7 @@ impl Sinks<'_> {
                 *counted
                     .borrow_mut()
                     .rows_out
-                    .entry(format!("kafka:{}", R::SET))
+                    .entry(rows_out_key("kafka", R::SET))
                     .or_default() += 1
             })
             .kafka_sink(
@@ -278,12 +270,11 @@ impl Sinks<'_> {
                 *counted
                     .borrow_mut()
                     .rows_out
-                    .entry(format!("parquet:{}", R::SET))
+                    .entry(rows_out_key("parquet", R::SET))
                     .or_default() += p.rows
             });
-        [
-            kafka,
-            timely::dataflow::operators::vec::Map::map(parquet, |_| ()),
-        ]
+        self.durable.push(kafka);
+        self.durable
+            .push(timely::dataflow::operators::vec::Map::map(parquet, |_| ()));
     }
 }

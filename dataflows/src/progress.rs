@@ -14,6 +14,11 @@ use connectors::kafka::LiveProgress;
 use operators::BarsStats;
 use timely::dataflow::ProbeHandle;
 
+/// The progress counter of `set` written by `sink` (`parquet:bars`, `kafka:risk`).
+pub fn rows_out_key(sink: &str, set: operators::FeatureSet) -> String {
+    format!("{sink}:{set}")
+}
+
 /// Counters one worker keeps for its progress line.
 #[derive(Debug, Default)]
 pub struct WorkerStats {

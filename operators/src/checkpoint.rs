@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// The state of one operator on one worker at one cut.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
-    /// The operator (`grid`, `indicators`, `comoments`).
+    /// The operator ([`Checkpointed::NAME`]).
     pub operator: String,
     /// The worker index.
     pub worker: usize,
@@ -71,32 +71,62 @@ pub struct Checkpointing {
 }
 
 impl Checkpointing {
-    /// The checkpointer of `operator` on `worker` of `peers`.
-    pub fn checkpointer(
-        &self,
-        operator: &'static str,
-        worker: usize,
-        peers: usize,
-    ) -> Checkpointer {
-        Checkpointer::new(operator, worker, peers, &self.plan, self.sink.clone())
+    /// The checkpointer of operator `C` on `worker` of `peers`.
+    pub fn checkpointer<C: Checkpointed>(&self, worker: usize, peers: usize) -> Checkpointer {
+        Checkpointer::new(C::NAME, worker, peers, &self.plan, self.sink.clone())
     }
 }
 
-/// The operators that take snapshots, with the type of their state, so a checkpoint can
-/// be decoded (validated) before a job starts from it.
+/// An operator that takes part in checkpoints: it declares its name (unique among the
+/// operators of a job) and the type of its state, as tables are declared by the
+/// operator that owns them.
+pub trait Checkpointed {
+    /// The operator's name in checkpoints.
+    const NAME: &'static str;
+    /// Its state at a cut.
+    type State: Serialize + DeserializeOwned;
+}
+
+/// A checkpointed operator as a value: its name and a check that bytes decode as its
+/// state, so a checkpoint can be validated before a job starts from it.
 ///
 /// ```
-/// use operators::checkpoint::{decodes, encode};
+/// use operators::checkpoint::{encode, StateKind};
+/// use operators::grid::DenseGridOp;
+/// let grid = StateKind::of::<DenseGridOp>();
 /// let empty = encode(&operators::grid::GridState::default());
-/// assert!(decodes("grid", &empty));
-/// assert!(!decodes("grid", &[1, 2, 3]));
+/// assert_eq!(grid.name, "grid");
+/// assert!(grid.decodes(&empty));
+/// assert!(!grid.decodes(&[1, 2, 3]));
 /// ```
-pub fn decodes(operator: &str, bytes: &[u8]) -> bool {
-    match operator {
-        "grid" => decode::<crate::grid::GridState>(bytes).is_some(),
-        "indicators" => decode::<crate::indicators::IndicatorStates>(bytes).is_some(),
-        "comoments" => decode::<crate::comoments::CoMomentStates>(bytes).is_some(),
-        _ => false,
+#[derive(Clone, Copy, Debug)]
+pub struct StateKind {
+    /// The operator's name.
+    pub name: &'static str,
+    check: fn(&[u8]) -> bool,
+}
+
+/// Kinds are equal when their operators' names are (names are unique in a job).
+impl PartialEq for StateKind {
+    fn eq(&self, other: &StateKind) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for StateKind {}
+
+impl StateKind {
+    /// The kind of operator `C`.
+    pub fn of<C: Checkpointed>() -> StateKind {
+        StateKind {
+            name: C::NAME,
+            check: |bytes| decode::<C::State>(bytes).is_some(),
+        }
+    }
+
+    /// True when `bytes` decode as this operator's state.
+    pub fn decodes(&self, bytes: &[u8]) -> bool {
+        (self.check)(bytes)
     }
 }
 

@@ -96,6 +96,25 @@ impl std::ops::Sub for Fixed {
     }
 }
 
+/// `W·Σxy − Σx·Σy` (W² times a population co-moment) from integer sums: exact while it
+/// fits in `i128`, else in f64. Equal inputs give exactly 0.
+///
+/// ```
+/// use operators::fixed::moment;
+/// assert_eq!(moment(3, 3 * 49, 3 * 7, 3 * 7), 0.0);
+/// assert_eq!(moment(2, 1 + 9, 4, 4), 4.0);
+/// ```
+pub fn moment(w: i128, sum_xy: i128, sum_x: i128, sum_y: i128) -> f64 {
+    match w
+        .checked_mul(sum_xy)
+        .zip(sum_x.checked_mul(sum_y))
+        .and_then(|(a, b)| a.checked_sub(b))
+    {
+        Some(v) => v as f64,
+        None => w as f64 * sum_xy as f64 - sum_x as f64 * sum_y as f64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,12 +13,16 @@ pub mod grid;
 pub mod indicators;
 pub mod record;
 pub mod resolution;
+pub mod risk;
 pub mod route;
+pub mod sets;
 pub mod symbol;
+pub mod window;
 
 pub use bars::{Bar, BarAcc, Bars, BarsConfig, BarsStats};
 pub use error::OperatorError;
 pub use fixed::Fixed;
 pub use record::{Candle, Reject, RejectReason, SymbolBatch, Trade, NO_TRADE_ID};
 pub use resolution::Resolution;
+pub use sets::FeatureSet;
 pub use symbol::Symbol;

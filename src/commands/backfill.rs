@@ -12,7 +12,9 @@ use dataflows::backfill::{run_worker, BackfillJob, BackfillShared};
 use dataflows::graph::FeatureConfig;
 use operators::comoments::CoMomentConfig;
 use operators::indicators::IndicatorConfig;
+use operators::risk::RiskConfig;
 use operators::BarsConfig;
+use operators::FeatureSet;
 
 use crate::cli::BackfillArgs;
 use crate::commands::time::parse_time;
@@ -254,21 +256,22 @@ pub fn feature_config(bars: BarsConfig, f: &crate::config::FeaturesConfig) -> Fe
             correlation: f.correlation,
         },
         beta: f.beta,
+        risk: f.risk.then_some(RiskConfig { window }),
         checkpoint: None,
     }
 }
 
 /// The feature sets a run with these settings writes.
 fn enabled_sets(f: &crate::config::FeaturesConfig) -> Vec<String> {
-    let mut sets = vec!["bars"];
-    if f.beta {
-        sets.push("beta");
-    }
-    if f.indicators {
-        sets.extend(["indicators", "alerts"]);
-    }
-    if f.correlation {
-        sets.push("correlation");
-    }
-    sets.into_iter().map(String::from).collect()
+    FeatureSet::ALL
+        .into_iter()
+        .filter(|s| match s {
+            FeatureSet::Bars => true,
+            FeatureSet::Beta => f.beta,
+            FeatureSet::Indicators | FeatureSet::Alerts => f.indicators,
+            FeatureSet::Correlation => f.correlation,
+            FeatureSet::Risk => f.risk,
+        })
+        .map(|s| s.name().to_string())
+        .collect()
 }

@@ -2,15 +2,22 @@
 a marketflow backfill's Parquet output value by value (1e-9 relative, absolute below 1).
 
 Usage:
-  crosscheck.py --input TRADES --output OUT_DIR --resolutions 1s,1m --window 60 \
-      --benchmark BTCUSDT --zscore 3.0
+  crosscheck.py --input FILE --output OUT_DIR --resolutions 1s,1m --window 60 \
+      --benchmark BTCUSDT --zscore 3.0 [--kind trades|candles] [--risk]
 
-TRADES is a canonical trades file (CSV, optionally gzip, or Parquet). The reference is
-computed from the raw trades with pandas only: bars by groupby, the dense grid by
+With `--kind trades` (the default) FILE is a canonical trades file (CSV, optionally
+gzip, or Parquet); with `--kind candles` a canonical candles CSV or Parquet (ts_ms = bar
+open time, symbol, open, high, low, close, volume): the candles are the bars at their
+own resolution (several per window when a resolution is a multiple of theirs), with
+quote_volume, vwap, trades, buy_volume and sell_volume null. The reference is
+computed with pandas only: bars by groupby, the dense grid by
 reindex + ffill, returns by log, correlation by `rolling(W).corr`, beta by
 `rolling(W).cov(ddof=0) / rolling(W).var(ddof=0)`, EMAs and RSI by
 `ewm(adjust=False)`; the Bollinger std is a two-pass std per window (see
-`indicators`). Exits 1 and prints the first mismatches when anything differs.
+`indicators`). The `risk` set is compared whenever OUT_DIR has a `risk/` folder, and
+`--risk` (the config had `features.risk = true`) makes a missing folder an error; its
+reference and the exact-arithmetic arbiter of its mismatches are in risk.py and
+exact.py. Exits 1 and prints the first mismatches when anything differs.
 """
 
 import argparse
@@ -21,6 +28,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import risk as risk_ref  # noqa: E402
 
 UNITS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -50,6 +60,53 @@ def load_trades(path):
     return df.sort_values(["symbol", "ts_ms", "trade_id", "order"], kind="stable")
 
 
+def load_candles(path):
+    """Canonical candles (ts_ms = bar open time, symbol, open, high, low, close, volume)."""
+    if path.endswith(".parquet"):
+        df = pq.read_table(path).to_pandas()
+    else:
+        prices = ("open", "high", "low", "close", "volume")
+        df = pd.read_csv(path, dtype={"symbol": str, **{c: str for c in prices}})
+        for c in prices:  # Python's float(): correctly rounded, as marketflow parses
+            df[c] = df[c].map(float).astype("float64")
+    df["order"] = np.arange(len(df))
+    return df.sort_values(["symbol", "ts_ms", "order"], kind="stable")
+
+
+def candle_bars(candles, r):
+    """Bars of resolution r from candles of resolution r (or a divisor of r): open of
+    the first candle, close of the last, high max, low min, volume sum; the trade-level
+    columns are unknown (null)."""
+    t = candles.copy()
+    t["window_start"] = (t["ts_ms"] // r) * r
+    g = t.groupby(["symbol", "window_start"], sort=True)
+    out = g.agg(
+        open=("open", "first"),
+        high=("high", "max"),
+        low=("low", "min"),
+        close=("close", "last"),
+        volume=("volume", "sum"),
+    ).reset_index()
+    for col in ("quote_volume", "trades", "buy_volume", "vwap", "sell_volume"):
+        out[col] = np.nan
+    out["window_end"] = out["window_start"] + r
+    return out
+
+
+def load_bars(path, kind):
+    """A function resolution -> bars, for a trades or candles input."""
+    if kind == "candles":
+        candles = load_candles(path)
+        return lambda r: candle_bars(candles, r)
+    trades = load_trades(path)
+    return lambda r: bars(trades, r)
+
+
+def load_grid(path, kind, r):
+    """{symbol: grid frame} of an input at resolution r (exact.py's command line)."""
+    return grid(load_bars(path, kind)(r), r)
+
+
 def bars(trades, r):
     t = trades.copy()
     t["window_start"] = (t["ts_ms"] // r) * r
@@ -73,7 +130,8 @@ def bars(trades, r):
 
 
 def grid(b, r):
-    """Per symbol: the dense close grid from its first bar to the last bar of the input."""
+    """Per symbol: the dense close grid from its first bar to the last bar of the input.
+    A bar without trades takes the previous close, volume 0 and high = low = close."""
     last = b["window_start"].max()
     series = {}
     for sym, g in b.groupby("symbol"):
@@ -81,7 +139,9 @@ def grid(b, r):
         s = g.set_index("window_start").reindex(idx)
         close = s["close"].ffill()
         volume = s["volume"].fillna(0.0)
-        frame = pd.DataFrame({"close": close, "volume": volume})
+        high = s["high"].fillna(close)
+        low = s["low"].fillna(close)
+        frame = pd.DataFrame({"close": close, "volume": volume, "high": high, "low": low})
         frame.index = idx + r  # window_end
         frame["ret"] = np.log(frame["close"] / frame["close"].shift(1))
         series[sym] = frame
@@ -181,11 +241,13 @@ def rolling_pairs(series, w, bench, label):
     return corr, beta
 
 
-def reference(trades, resolutions, w, bench, zthr):
-    sets = {k: [] for k in ("bars", "indicators", "correlation", "beta", "alerts")}
+def reference(make_bars, resolutions, w, bench, zthr, frames=None):
+    """Every set's reference rows; make_bars(r) gives the bars of resolution r. When
+    `frames` is a dict it receives {(label, symbol): grid frame} (for the risk arbiter)."""
+    sets = {k: [] for k in ("bars", "indicators", "correlation", "beta", "alerts", "risk")}
     for label in resolutions:
         r = res_ms(label)
-        b = bars(trades, r)
+        b = make_bars(r)
         b["resolution"] = label
         sets["bars"].append(b)
         series = grid(b, r)
@@ -193,6 +255,9 @@ def reference(trades, resolutions, w, bench, zthr):
         for sym, frame in series.items():
             rows, al = indicators(sym, frame, w, zthr, label)
             sets["indicators"].append(rows)
+            sets["risk"].append(risk_ref.risk(sym, frame, w, label, r))
+            if frames is not None:
+                frames[(label, sym)] = frame
             alerts.extend(al)
         sets["alerts"].append(
             pd.DataFrame(
@@ -274,16 +339,32 @@ def main():
     p.add_argument("--window", type=int, required=True)
     p.add_argument("--benchmark", required=True)
     p.add_argument("--zscore", type=float, required=True)
+    p.add_argument("--kind", choices=["trades", "candles"], default="trades")
+    p.add_argument(
+        "--risk", action="store_true",
+        help="the config had features.risk = true: the risk set must be there",
+    )
     args = p.parse_args()
-    trades = load_trades(args.input)
+    resolutions = args.resolutions.split(",")
+    frames = {}
     ref = reference(
-        trades, args.resolutions.split(","), args.window, args.benchmark, args.zscore
+        load_bars(args.input, args.kind), resolutions, args.window, args.benchmark,
+        args.zscore, frames,
     )
     problems = []
     for name in KEYS:
         if len(ref[name]) == 0:
             problems.append(f"{name}: the reference has no rows (test data too small?)")
         problems += compare(name, read_output(args.output, name), ref[name])
+    ours = read_output(args.output, "risk")
+    if ours is None and args.risk:
+        problems.append(f"risk: no Parquet files under {os.path.join(args.output, 'risk')}")
+    if ours is not None or args.risk:
+        if len(ref["risk"]) == 0:
+            problems.append("risk: the reference has no rows (test data too small?)")
+        problems += risk_ref.compare(
+            ours, ref["risk"], frames, args.window, {l: res_ms(l) for l in resolutions}
+        )
     if problems:
         print("\n".join(problems[:60]))
         sys.exit(1)

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use operators::Reject;
+use operators::{FeatureSet, Reject};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
@@ -105,8 +105,9 @@ impl ProducerContext for DeliveryErrors {
             }
             Ok(_) if window_end > 0 => {
                 if let Some(l) = self.latency.get() {
-                    let set = SETS[(window_end >> SET_SHIFT).min(SETS.len() - 1)];
-                    l.record(set, (window_end & END_MASK) as i64, Instant::now());
+                    if let Some(set) = FeatureSet::ALL.get(window_end >> SET_SHIFT) {
+                        l.record(set.name(), (window_end & END_MASK) as i64, Instant::now());
+                    }
                 }
             }
             Ok(_) => {}
@@ -114,15 +115,7 @@ impl ProducerContext for DeliveryErrors {
     }
 }
 
-/// Feature sets as numbered in a delivery opaque: `set index << SET_SHIFT | window end`.
-const SETS: [&str; 6] = [
-    "bars",
-    "indicators",
-    "alerts",
-    "correlation",
-    "beta",
-    "other",
-];
+/// A delivery opaque holds `set index << SET_SHIFT | window end` ([`FeatureSet::index`]).
 const SET_SHIFT: usize = 56;
 /// Bits 48..56 of a delivery opaque: the sink slot + 1 (0: no slot).
 const SLOT_SHIFT: usize = 48;
@@ -130,12 +123,8 @@ const SLOT_MASK: usize = 0xff;
 const END_MASK: usize = (1 << SLOT_SHIFT) - 1;
 
 /// The delivery opaque of a feature row of `set` ending at `window_end`.
-fn row_opaque(set: &str, window_end: i64) -> usize {
-    let i = SETS
-        .iter()
-        .position(|s| *s == set)
-        .unwrap_or(SETS.len() - 1);
-    (i << SET_SHIFT) | (window_end.max(0) as usize & END_MASK)
+fn row_opaque(set: FeatureSet, window_end: i64) -> usize {
+    (set.index() << SET_SHIFT) | (window_end.max(0) as usize & END_MASK)
 }
 
 /// The producer type of the sinks: librdkafka's events are served by its own thread,
@@ -232,7 +221,7 @@ impl SharedProducer {
         topic: &str,
         key: &str,
         value: &[u8],
-        window_end: Option<(&str, i64)>,
+        window_end: Option<(FeatureSet, i64)>,
     ) -> Result<()> {
         let opaque = window_end.map_or(0, |(set, e)| row_opaque(set, e)) | self.slot_bits;
         let mut record = BaseRecord::with_opaque_to(topic, opaque)

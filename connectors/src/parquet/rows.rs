@@ -8,7 +8,7 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
-use operators::{Bar, Resolution};
+use operators::{Bar, FeatureSet, Resolution};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -43,8 +43,8 @@ impl<'a> SortKey<'a> {
 
 /// A record of one feature set, as written to Parquet.
 pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
-    /// The feature set, e.g. `bars` (the output directory and topic stem).
-    const SET: &'static str;
+    /// The feature set (the output directory and topic stem).
+    const SET: FeatureSet;
     /// The bar resolution of this row, in ms.
     fn resolution_ms(&self) -> i64;
     /// The end of the row's window, epoch ms (partitions are by window end).
@@ -121,7 +121,7 @@ pub(crate) fn i64_array(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
 }
 
 impl FeatureRow for Bar {
-    const SET: &'static str = "bars";
+    const SET: FeatureSet = FeatureSet::Bars;
 
     fn revision(&self) -> u32 {
         self.revision

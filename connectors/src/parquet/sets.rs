@@ -1,5 +1,5 @@
-//! `FeatureRow` for the rolling feature sets of SPEC section 6: `indicators`,
-//! `correlation`, `beta` and `alerts`.
+//! `FeatureRow` for the rolling feature sets: `indicators`, `correlation`, `beta`,
+//! `alerts` and `risk` (columns as listed in the README's "Output" section).
 
 use std::sync::Arc;
 
@@ -7,6 +7,8 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use operators::comoments::{BetaRow, CorrRow};
 use operators::indicators::{AlertRow, IndicatorRow};
+use operators::risk::RiskRow;
+use operators::FeatureSet;
 
 use crate::parquet::rows::{
     f64_array, f64_fields, i64_array, labels, str_array, ts_array, ts_field,
@@ -18,7 +20,7 @@ fn utf8(name: &str) -> Field {
 }
 
 impl FeatureRow for IndicatorRow {
-    const SET: &'static str = "indicators";
+    const SET: FeatureSet = FeatureSet::Indicators;
 
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms
@@ -78,7 +80,7 @@ impl FeatureRow for IndicatorRow {
 }
 
 impl FeatureRow for CorrRow {
-    const SET: &'static str = "correlation";
+    const SET: FeatureSet = FeatureSet::Correlation;
 
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms
@@ -123,7 +125,7 @@ impl FeatureRow for CorrRow {
 }
 
 impl FeatureRow for BetaRow {
-    const SET: &'static str = "beta";
+    const SET: FeatureSet = FeatureSet::Beta;
 
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms
@@ -166,7 +168,7 @@ impl FeatureRow for BetaRow {
 }
 
 impl FeatureRow for AlertRow {
-    const SET: &'static str = "alerts";
+    const SET: FeatureSet = FeatureSet::Alerts;
 
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms
@@ -204,6 +206,71 @@ impl FeatureRow for AlertRow {
             str_array(rows.iter().map(|r| r.kind.as_str())),
             f64_array(rows.iter().map(|r| Some(r.value))),
             f64_array(rows.iter().map(|r| Some(r.threshold))),
+        ];
+        RecordBatch::try_new(Self::schema(), columns)
+    }
+}
+
+impl FeatureRow for RiskRow {
+    const SET: FeatureSet = FeatureSet::Risk;
+
+    fn resolution_ms(&self) -> i64 {
+        self.resolution_ms
+    }
+
+    fn window_end(&self) -> i64 {
+        self.window_end
+    }
+
+    fn sort_key(&self) -> SortKey<'_> {
+        SortKey::symbol(&self.symbol, self.window_end)
+    }
+
+    fn schema() -> SchemaRef {
+        let mut fields = vec![utf8("symbol"), utf8("resolution"), ts_field("window_end")];
+        fields.extend(f64_fields(&[
+            "close",
+            "ret",
+            "var_95",
+            "cvar_95",
+            "sharpe",
+            "sortino",
+            "drawdown",
+            "max_drawdown",
+            "atr_14",
+            "sma_50",
+            "sma_200",
+        ]));
+        fields.push(utf8("trend"));
+        fields.extend(f64_fields(&["volume_ma_20", "volume_ratio"]));
+        Arc::new(Schema::new(fields))
+    }
+
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, ArrowError> {
+        let f = |get: fn(&RiskRow) -> Option<f64>| f64_array(rows.iter().map(|r| get(r)));
+        let trend: ArrayRef = Arc::new(
+            rows.iter()
+                .map(|r| r.trend.map(|t| t.as_str()))
+                .collect::<arrow_array::StringArray>(),
+        );
+        let columns: Vec<ArrayRef> = vec![
+            str_array(rows.iter().map(|r| r.symbol.as_str())),
+            labels(rows.iter().map(|r| r.resolution_ms)),
+            ts_array(rows.iter().map(|r| r.window_end)),
+            f(|r| Some(r.close)),
+            f(|r| Some(r.ret)),
+            f(|r| r.var_95),
+            f(|r| r.cvar_95),
+            f(|r| r.sharpe),
+            f(|r| r.sortino),
+            f(|r| Some(r.drawdown)),
+            f(|r| Some(r.max_drawdown)),
+            f(|r| r.atr_14),
+            f(|r| r.sma_50),
+            f(|r| r.sma_200),
+            trend,
+            f(|r| r.volume_ma_20),
+            f(|r| r.volume_ratio),
         ];
         RecordBatch::try_new(Self::schema(), columns)
     }
@@ -265,5 +332,34 @@ mod tests {
             threshold: 3.0,
         };
         assert_eq!(AlertRow::to_batch(&[&alert]).unwrap().num_columns(), 6);
+        let risk = RiskRow {
+            symbol: "A".into(),
+            resolution_ms: 86_400_000,
+            window_end: 86_400_000,
+            close: 1.0,
+            ret: 0.0,
+            var_95: Some(0.01),
+            cvar_95: Some(0.02),
+            sharpe: None,
+            sortino: None,
+            drawdown: 0.0,
+            max_drawdown: -0.1,
+            atr_14: None,
+            sma_50: None,
+            sma_200: None,
+            trend: Some(operators::risk::Trend::Up),
+            volume_ma_20: Some(2.0),
+            volume_ratio: Some(0.5),
+        };
+        let b = RiskRow::to_batch(&[&risk]).unwrap();
+        assert_eq!(b.num_columns(), 17);
+        assert_eq!(
+            b.column(14)
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .unwrap()
+                .value(0),
+            "up"
+        );
     }
 }

@@ -58,7 +58,7 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
         // set and resolution go to consecutive workers (timely takes the route modulo
         // the worker count), so the writing is spread evenly as the hours close;
         // the start is offset by a hash of (set, resolution).
-        let set_hash = operators::route::stable_hash(R::SET.as_bytes());
+        let set_hash = operators::route::stable_hash(R::SET.name().as_bytes());
         let route = move |r: &R| {
             let res = (r.resolution_ms() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let hour = r.window_end().div_euclid(HOUR) as u64;
@@ -137,7 +137,10 @@ fn write_partition<R: FeatureRow>(
     if rows.iter().any(|r| r.revision() > 0) {
         rows.dedup_by(|later, first| R::sort_cmp(later, first).is_eq());
     }
-    let rel = format!("{}/{PART_FILE}", partition_dir(R::SET, resolution_ms, hour));
+    let rel = format!(
+        "{}/{PART_FILE}",
+        partition_dir(R::SET.name(), resolution_ms, hour)
+    );
     let written = encode_parquet(&rows, &rel).and_then(|bytes| {
         let digest = hex_digest(&Sha256::digest(&bytes));
         let size = bytes.len() as u64;

@@ -18,15 +18,13 @@ pub use pairs::{CoMoments, PairStats};
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::vec::{Broadcast, Map};
-use timely::dataflow::{Stream, StreamVec};
+use timely::dataflow::StreamVec;
 
-use crate::checkpoint::Checkpointing;
+use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::grid::GridPoint;
+use crate::window::{WindowLogic, WindowOperator};
 use crate::Symbol;
 
 /// One row of the `correlation` set.
@@ -81,26 +79,72 @@ pub struct CoMomentConfig {
 /// A return of one symbol at one grid time, as broadcast to the pair owners.
 pub type RetRecord = (i64, i64, Symbol, Option<i64>);
 
-/// Returns waiting for their grid time to complete, keyed by (resolution, window_end).
-type Pending = BTreeMap<(i64, i64), Vec<(Symbol, Option<i64>)>>;
-
 /// The co-moments operator's state at a checkpoint cut, by resolution.
 pub type CoMomentStates = Vec<(i64, CoMoments)>;
 
+/// The co-moments operator: one [`CoMoments`] per resolution, fed every return.
+pub struct CoMomentLogic {
+    config: CoMomentConfig,
+    index: usize,
+    peers: usize,
+    state: BTreeMap<i64, CoMoments>,
+}
+
+impl Checkpointed for CoMomentLogic {
+    const NAME: &'static str = "comoments";
+    type State = CoMomentStates;
+}
+
+impl WindowLogic for CoMomentLogic {
+    type In = RetRecord;
+    type Out = (Vec<CorrRow>, Vec<BetaRow>);
+
+    fn window_end(r: &RetRecord) -> i64 {
+        r.1
+    }
+
+    fn on_window(&mut self, end: i64, mut rets: Vec<RetRecord>, out: &mut Self::Out) {
+        // By resolution, each in arrival order.
+        rets.sort_by_key(|r| r.0);
+        let mut rets = rets.into_iter().peekable();
+        while let Some(&(r, ..)) = rets.peek() {
+            let mut batch = Vec::new();
+            while let Some((_, _, sym, ret)) = rets.next_if(|x| x.0 == r) {
+                batch.push((sym, ret));
+            }
+            let (config, index, peers) = (&self.config, self.index, self.peers);
+            let cm = self
+                .state
+                .entry(r)
+                .or_insert_with(|| CoMoments::new(config.clone(), index, peers));
+            cm.advance(r, end, batch, &mut out.0, &mut out.1);
+        }
+    }
+
+    fn snapshot(&self) -> CoMomentStates {
+        self.state.iter().map(|(r, cm)| (*r, cm.clone())).collect()
+    }
+
+    fn restore(&mut self, state: CoMomentStates) {
+        self.state.extend(state);
+    }
+
+    fn on_end(&mut self) {
+        if self.index == 0
+            && !self.state.is_empty()
+            && self.state.values().all(|cm| !cm.has_benchmark())
+        {
+            tracing::warn!(benchmark = %self.config.benchmark, "benchmark symbol never appeared in the data: no beta rows");
+        }
+    }
+}
+
 /// Extension trait: rolling correlation and beta of a grid stream.
 pub trait RollingCoMoments<'scope> {
-    /// Returns the correlation rows (empty unless `correlation`) and the beta rows.
+    /// Returns the correlation rows (empty unless `correlation`) and the beta rows;
+    /// with `checkpoint`, the sums are snapshotted at every cut and, after a restart,
+    /// restored (returns before the cut are ignored).
     fn rolling_comoments(
-        self,
-        config: CoMomentConfig,
-    ) -> (
-        StreamVec<'scope, i64, CorrRow>,
-        StreamVec<'scope, i64, BetaRow>,
-    );
-
-    /// `rolling_comoments` taking part in checkpoints: the sums are snapshotted at
-    /// every cut and, after a restart, restored (returns before the cut are ignored).
-    fn rolling_comoments_with(
         self,
         config: CoMomentConfig,
         checkpoint: Option<Checkpointing>,
@@ -110,23 +154,8 @@ pub trait RollingCoMoments<'scope> {
     );
 }
 
-/// The sums by resolution, in order.
-fn snapshot(state: &BTreeMap<i64, CoMoments>) -> CoMomentStates {
-    state.iter().map(|(r, cm)| (*r, cm.clone())).collect()
-}
-
-impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
+impl<'scope> RollingCoMoments<'scope> for StreamVec<'scope, i64, GridPoint> {
     fn rolling_comoments(
-        self,
-        config: CoMomentConfig,
-    ) -> (
-        StreamVec<'scope, i64, CorrRow>,
-        StreamVec<'scope, i64, BetaRow>,
-    ) {
-        self.rolling_comoments_with(config, None)
-    }
-
-    fn rolling_comoments_with(
         self,
         config: CoMomentConfig,
         checkpoint: Option<Checkpointing>,
@@ -135,90 +164,18 @@ impl<'scope> RollingCoMoments<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
         StreamVec<'scope, i64, BetaRow>,
     ) {
         let scope = self.scope();
-        let (index, peers) = (scope.index(), scope.peers());
+        let logic = CoMomentLogic {
+            config,
+            index: scope.index(),
+            peers: scope.peers(),
+            state: BTreeMap::new(),
+        };
         let rets = self
             .map(|p: GridPoint| -> RetRecord {
-                (
-                    p.resolution_ms,
-                    p.window_end,
-                    p.symbol.clone(),
-                    p.ret_fixed(),
-                )
+                let ret = p.ret_fixed();
+                (p.resolution_ms, p.window_end, p.symbol, ret)
             })
             .broadcast();
-        let mut builder = OperatorBuilder::new("RollingCoMoments".to_owned(), scope);
-        let mut input = builder.new_input(rets, Pipeline);
-        let (corr_out, corr) = builder.new_output();
-        let (beta_out, beta) = builder.new_output();
-        let mut corr_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<CorrRow>>>::from(corr_out);
-        let mut beta_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<BetaRow>>>::from(beta_out);
-        builder.build(move |caps| {
-            let mut caps = Some(caps);
-            let mut pending: Pending = BTreeMap::new();
-            let mut state: BTreeMap<i64, CoMoments> = BTreeMap::new();
-            let mut cp = checkpoint.map(|c| c.checkpointer("comoments", index, peers));
-            let skip_before = cp.as_ref().and_then(|c| c.restored_cut()).unwrap_or(i64::MIN);
-            if let Some((_, restored)) = cp.as_ref().and_then(|c| c.restored::<CoMomentStates>()) {
-                state.extend(restored);
-            }
-            let mut warned = false;
-            // Reused across invocations: a bar of N = 500 makes 126k rows.
-            let (mut corr_rows, mut beta_rows) = (Vec::new(), Vec::new());
-            move |frontiers| {
-                input.for_each(|_, data| {
-                    for (r, end, sym, ret) in data.drain(..) {
-                        if end < skip_before {
-                            continue;
-                        }
-                        pending.entry((end, r)).or_default().push((sym, ret));
-                    }
-                });
-                let f = frontiers[0].frontier().first().copied().unwrap_or(i64::MAX);
-                while let Some(entry) = pending.first_entry() {
-                    if entry.key().0 > f {
-                        break;
-                    }
-                    if let Some(cp) = cp.as_mut() {
-                        // The sums before the first return at or after a cut.
-                        cp.take_due(entry.key().0, || snapshot(&state));
-                    }
-                    let ((end, r), rets) = entry.remove_entry();
-                    let cm = state.entry(r).or_insert_with(|| CoMoments::new(config.clone(), index, peers));
-                    cm.advance(r, end, rets, &mut corr_rows, &mut beta_rows);
-                }
-                if let Some(cp) = cp.as_mut() {
-                    cp.take_due(f, || snapshot(&state));
-                }
-                if f == i64::MAX && !warned && index == 0 {
-                    warned = true;
-                    if !state.is_empty() && state.values().all(|cm| !cm.has_benchmark()) {
-                        tracing::warn!(benchmark = %config.benchmark, "benchmark symbol never appeared in the data: no beta rows");
-                    }
-                }
-                let Some(cv) = caps.as_mut() else {
-                    corr_rows.clear();
-                    beta_rows.clear();
-                    return;
-                };
-                if !corr_rows.is_empty() {
-                    corr_out.activate().session(&cv[0]).give_iterator(corr_rows.drain(..));
-                }
-                if !beta_rows.is_empty() {
-                    beta_out.activate().session(&cv[1]).give_iterator(beta_rows.drain(..));
-                }
-                if f == i64::MAX {
-                    caps = None;
-                } else {
-                    for c in cv.iter_mut() {
-                        if *c.time() < f {
-                            c.downgrade(&f);
-                        }
-                    }
-                }
-            }
-        });
-        (corr, beta)
+        rets.window_operator(Pipeline, logic, checkpoint)
     }
 }

@@ -6,6 +6,7 @@ use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::comoments::{BetaRow, CoMomentConfig, CorrRow};
+use crate::fixed::moment;
 use crate::grid::RET_SCALE;
 use crate::route::symbol_route;
 use crate::Symbol;
@@ -195,17 +196,5 @@ impl CoMoments {
                 });
             }
         }
-    }
-}
-
-/// `W·Σxy − Σx·Σy`, exactly in integers when it fits, as f64.
-fn moment(w: i128, sum_xy: i128, sum_x: i128, sum_y: i128) -> f64 {
-    match w
-        .checked_mul(sum_xy)
-        .zip(sum_x.checked_mul(sum_y))
-        .and_then(|(a, b)| a.checked_sub(b))
-    {
-        Some(v) => v as f64,
-        None => w as f64 * sum_xy as f64 - sum_x as f64 * sum_y as f64,
     }
 }

@@ -9,14 +9,15 @@ use std::sync::{Arc, Mutex};
 use timely::dataflow::operators::vec::input::Handle as InputHandle;
 use timely::dataflow::operators::{Input, Inspect, Probe};
 
-use crate::checkpoint::{CheckpointPlan, Checkpointing, Restore, Snapshot};
+use crate::checkpoint::{CheckpointPlan, Checkpointing, Restore, Snapshot, StateKind};
 use crate::comoments::{BetaRow, CoMomentConfig, CorrRow, RollingCoMoments};
 use crate::grid::{DenseGrid, GridPoint, LastBars};
 use crate::indicators::{AlertRow, IndicatorConfig, IndicatorRow, Indicators};
+use crate::risk::{Risk, RiskConfig, RiskRow};
 use crate::Bar;
 
 pub(crate) const R: i64 = 60_000;
-const W: usize = 8;
+pub(crate) const W: usize = 8;
 
 struct Rng(u64);
 impl Rng {
@@ -40,8 +41,8 @@ pub(crate) fn bar(symbol: &str, start: i64, close: f64, volume: f64) -> Bar {
         window_start: start,
         window_end: start + R,
         open: close,
-        high: close,
-        low: close,
+        high: close * 1.002,
+        low: close * 0.997,
         close,
         volume,
         quote_volume: Some(close * volume),
@@ -55,7 +56,7 @@ pub(crate) fn bar(symbol: &str, start: i64, close: f64, volume: f64) -> Bar {
 
 /// Random walks: A trades always, B starts late, C stops early, D has long gaps,
 /// E is constant (zero variance), F trades once.
-fn random_bars(seed: u64, n: i64) -> Vec<Bar> {
+pub(crate) fn random_bars(seed: u64, n: i64) -> Vec<Bar> {
     let mut rng = Rng(seed);
     let mut out = Vec::new();
     let mut prices = [100.0, 50.0, 10.0, 7.0, 3.0, 1.0];
@@ -82,9 +83,16 @@ fn random_bars(seed: u64, n: i64) -> Vec<Bar> {
     out
 }
 
-type Outputs = (Vec<IndicatorRow>, Vec<AlertRow>, Vec<CorrRow>, Vec<BetaRow>);
+/// Indicators, alerts, correlation, beta and risk rows.
+pub(crate) type Outputs = (
+    Vec<IndicatorRow>,
+    Vec<AlertRow>,
+    Vec<CorrRow>,
+    Vec<BetaRow>,
+    Vec<RiskRow>,
+);
 
-fn run(bars: Vec<Bar>, config: timely::Config) -> Outputs {
+pub(crate) fn run(bars: Vec<Bar>, config: timely::Config) -> Outputs {
     run_with(bars, config, None).0
 }
 
@@ -111,8 +119,8 @@ fn run_with(
         });
         let probe = worker.dataflow::<i64, _, _>(|scope| {
             let bars = scope.input_from(&mut input);
-            let grid = bars.clone().dense_grid_with(bars.last_bars(), cp.clone());
-            let (rows, alerts) = grid.clone().indicators_with(
+            let grid = bars.clone().dense_grid(bars.last_bars(), cp.clone());
+            let (rows, alerts) = grid.clone().indicators(
                 IndicatorConfig {
                     window: W,
                     zscore_alert: 1.5,
@@ -124,8 +132,10 @@ fn run_with(
                 benchmark: "A".into(),
                 correlation: true,
             };
-            let (corr, beta) = grid.rolling_comoments_with(config, cp);
-            let (o1, o2, o3, o4) = (o.clone(), o.clone(), o.clone(), o.clone());
+            let risk = grid.clone().risk(RiskConfig { window: W }, cp.clone());
+            let (corr, beta) = grid.rolling_comoments(config, cp);
+            let (o1, o2, o3, o4, o5) = (o.clone(), o.clone(), o.clone(), o.clone(), o.clone());
+            risk.inspect(move |r| o5.lock().unwrap().4.push(r.clone()));
             rows.inspect(move |r| o1.lock().unwrap().0.push(r.clone()));
             alerts.inspect(move |r| o2.lock().unwrap().1.push(r.clone()));
             beta.inspect(move |r| o4.lock().unwrap().3.push(r.clone()));
@@ -170,6 +180,7 @@ fn sort(o: &mut Outputs) {
         (&a.symbol_a, &a.symbol_b, a.window_end).cmp(&(&b.symbol_a, &b.symbol_b, b.window_end))
     });
     o.3.sort_by(|a, b| (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end)));
+    o.4.sort_by(|a, b| (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end)));
 }
 
 /// A job restarted from a checkpoint cut, fed only the bars ending at or after the cut,
@@ -192,7 +203,7 @@ fn a_restart_from_any_cut_gives_the_uninterrupted_rows() {
         // from every cut that every operator on every worker took.
         let complete: Vec<i64> = cuts
             .into_iter()
-            .filter(|c| snaps.iter().filter(|s| s.cut == *c).count() == 3 * workers)
+            .filter(|c| snaps.iter().filter(|s| s.cut == *c).count() == 4 * workers)
             .collect();
         assert!(complete.len() >= 4, "complete cuts {complete:?}");
         for &cut in &complete[1..complete.len() - 1] {
@@ -201,9 +212,15 @@ fn a_restart_from_any_cut_gives_the_uninterrupted_rows() {
                 .filter(|s| s.cut == cut)
                 .map(|s| ((s.operator.clone(), s.worker), s.state.clone()))
                 .collect();
+            let kinds = [
+                StateKind::of::<crate::grid::DenseGridOp>(),
+                StateKind::of::<crate::indicators::IndicatorLogic>(),
+                StateKind::of::<super::CoMomentLogic>(),
+                StateKind::of::<crate::risk::RiskLogic>(),
+            ];
             assert!(states
                 .iter()
-                .all(|((op, _), b)| crate::checkpoint::decodes(op, b)));
+                .all(|((op, _), b)| kinds.iter().any(|k| k.name == op && k.decodes(b))));
             let plan = CheckpointPlan {
                 interval_ms: interval,
                 keep: 3,
@@ -220,6 +237,7 @@ fn a_restart_from_any_cut_gives_the_uninterrupted_rows() {
             want.1.retain(|r| r.window_end >= cut);
             want.2.retain(|r| r.window_end >= cut);
             want.3.retain(|r| r.window_end >= cut);
+            want.4.retain(|r| r.window_end >= cut);
             assert!(!want.0.is_empty() && !want.2.is_empty());
             assert_eq!(
                 again.0, want.0,
@@ -231,12 +249,13 @@ fn a_restart_from_any_cut_gives_the_uninterrupted_rows() {
                 "correlation after cut {cut}, {workers} workers"
             );
             assert_eq!(again.3, want.3, "beta after cut {cut}, {workers} workers");
+            assert_eq!(again.4, want.4, "risk after cut {cut}, {workers} workers");
         }
     }
 }
 
 /// The dense grid from scratch: every symbol from its first bar to the last bar overall.
-fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
+pub(crate) fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
     let last = bars.iter().map(|b| b.window_end).max().unwrap();
     let mut by: BTreeMap<String, BTreeMap<i64, &Bar>> = BTreeMap::new();
     for b in bars {
@@ -251,15 +270,17 @@ fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
             let mut e = first;
             while e <= last {
                 let prev = pts.last().map(|p| p.close);
-                let (close, volume) = bs
+                let (high, low, close, volume) = bs
                     .get(&e)
-                    .map(|b| (b.close, b.volume))
-                    .unwrap_or_else(|| (prev.unwrap(), 0.0));
+                    .map(|b| (b.high, b.low, b.close, b.volume))
+                    .unwrap_or_else(|| (prev.unwrap(), prev.unwrap(), prev.unwrap(), 0.0));
                 pts.push(GridPoint {
                     symbol: sym.as_str().into(),
                     resolution_ms: R,
                     window_end: e,
                     close,
+                    high,
+                    low,
                     volume,
                     ret: prev.map(|p| (close / p).ln()),
                 });
@@ -279,7 +300,7 @@ fn stats(xs: &[f64]) -> (f64, f64) {
     )
 }
 
-fn close(a: Option<f64>, b: Option<f64>) -> bool {
+pub(crate) fn close(a: Option<f64>, b: Option<f64>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
         (None, None) => true,

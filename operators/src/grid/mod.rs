@@ -21,7 +21,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Stream, StreamVec};
 
-use crate::checkpoint::Checkpointing;
+use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::route::symbol_route;
 use crate::{Bar, Symbol};
 
@@ -39,6 +39,10 @@ pub struct GridPoint {
     pub window_end: i64,
     /// Close of the window's bar, or the previous close when it had no trade.
     pub close: f64,
+    /// High of the window's bar, or the previous close when it had no trade.
+    pub high: f64,
+    /// Low of the window's bar, or the previous close when it had no trade.
+    pub low: f64,
     /// Volume of the window (0 when it had no trade).
     pub volume: f64,
     /// ln(close / previous close); `None` for the symbol's first point.
@@ -59,8 +63,8 @@ struct Series {
     next_start: i64,
     /// Last emitted close.
     last_close: Option<f64>,
-    /// Bars not yet emitted: start -> (close, volume).
-    pending: BTreeMap<i64, (f64, f64)>,
+    /// Bars not yet emitted: start -> (high, low, close, volume).
+    pending: BTreeMap<i64, (f64, f64, f64, f64)>,
 }
 
 impl Series {
@@ -68,10 +72,10 @@ impl Series {
         let r = key.1;
         while self.next_start.saturating_add(r) <= until_end {
             let start = self.next_start;
-            let (close, volume) = match self.pending.remove(&start) {
+            let (high, low, close, volume) = match self.pending.remove(&start) {
                 Some(bar) => bar,
                 None => match self.last_close {
-                    Some(c) => (c, 0.0),
+                    Some(c) => (c, c, c, 0.0),
                     None => {
                         // Not started yet: jump to the first bar.
                         match self.pending.keys().next() {
@@ -90,6 +94,8 @@ impl Series {
                 resolution_ms: r,
                 window_end: start + r,
                 close,
+                high,
+                low,
                 volume,
                 ret,
             });
@@ -122,18 +128,21 @@ impl GridState {
     }
 }
 
+/// The dense grid as a checkpointed operator.
+pub struct DenseGridOp;
+
+impl Checkpointed for DenseGridOp {
+    const NAME: &'static str = "grid";
+    type State = GridState;
+}
+
 /// Extension trait: the dense close grid of a bar stream.
 pub trait DenseGrid<'scope> {
     /// Builds grid points from final bars; `last_bars` carries `(resolution_ms, last
     /// window_end)` of the whole input, broadcast to every worker when the input ends.
+    /// With `checkpoint`, its state is snapshotted at every cut and, after a restart,
+    /// restored (bars ending before the restored cut are ignored).
     fn dense_grid(
-        self,
-        last_bars: StreamVec<'scope, i64, (i64, i64)>,
-    ) -> StreamVec<'scope, i64, GridPoint>;
-
-    /// `dense_grid` taking part in checkpoints: its state is snapshotted at every cut
-    /// and, after a restart, restored (bars ending before the restored cut are ignored).
-    fn dense_grid_with(
         self,
         last_bars: StreamVec<'scope, i64, (i64, i64)>,
         checkpoint: Option<Checkpointing>,
@@ -142,13 +151,6 @@ pub trait DenseGrid<'scope> {
 
 impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
     fn dense_grid(
-        self,
-        last_bars: StreamVec<'scope, i64, (i64, i64)>,
-    ) -> StreamVec<'scope, i64, GridPoint> {
-        self.dense_grid_with(last_bars, None)
-    }
-
-    fn dense_grid_with(
         self,
         last_bars: StreamVec<'scope, i64, (i64, i64)>,
         checkpoint: Option<Checkpointing>,
@@ -163,7 +165,7 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
             |cap, _| {
                 let mut cap = Some(cap);
                 let mut series: HashMap<(Symbol, i64), Series> = HashMap::default();
-                let mut cp = checkpoint.map(|c| c.checkpointer("grid", index, peers));
+                let mut cp = checkpoint.map(|c| c.checkpointer::<DenseGridOp>(index, peers));
                 let mut skip_before = i64::MIN;
                 if let Some(c) = cp.as_ref().and_then(|c| c.restored_cut()) {
                     skip_before = c;
@@ -193,7 +195,8 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                             } else if bar.window_start < s.next_start {
                                 continue; // a late first bar of a window already filled
                             }
-                            s.pending.insert(bar.window_start, (bar.close, bar.volume));
+                            let ohlcv = (bar.high, bar.low, bar.close, bar.volume);
+                            s.pending.insert(bar.window_start, ohlcv);
                         }
                     });
                     ends.for_each(|_, data| {

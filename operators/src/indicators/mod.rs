@@ -5,19 +5,15 @@ mod state;
 
 pub use state::IndicatorState;
 
-use std::collections::BTreeMap;
-
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::{Stream, StreamVec};
+use timely::dataflow::StreamVec;
 
-use crate::checkpoint::Checkpointing;
+use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::grid::GridPoint;
 use crate::route::symbol_route;
+use crate::window::{WindowLogic, WindowOperator};
 use crate::Symbol;
 
 /// One row of the `indicators` set.
@@ -86,48 +82,71 @@ pub struct IndicatorConfig {
 /// The indicators operator's state at a checkpoint cut, by (symbol, resolution).
 pub type IndicatorStates = Vec<((Symbol, i64), IndicatorState)>;
 
-/// Extension trait: indicators and alerts of a grid stream.
-pub trait Indicators<'scope> {
-    /// Returns the indicator rows and the alerts.
-    fn indicators(
-        self,
-        config: IndicatorConfig,
-    ) -> (
-        StreamVec<'scope, i64, IndicatorRow>,
-        StreamVec<'scope, i64, AlertRow>,
-    );
-
-    /// `indicators` taking part in checkpoints: the states are snapshotted at every cut
-    /// and, after a restart, restored (points before the restored cut are ignored).
-    fn indicators_with(
-        self,
-        config: IndicatorConfig,
-        checkpoint: Option<Checkpointing>,
-    ) -> (
-        StreamVec<'scope, i64, IndicatorRow>,
-        StreamVec<'scope, i64, AlertRow>,
-    );
+/// The indicators operator: one [`IndicatorState`] per (symbol, resolution).
+pub struct IndicatorLogic {
+    config: IndicatorConfig,
+    states: HashMap<(Symbol, i64), IndicatorState>,
 }
 
-/// The states in a deterministic order.
-fn snapshot(states: &HashMap<(Symbol, i64), IndicatorState>) -> IndicatorStates {
-    let mut v: IndicatorStates = states.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
+impl Checkpointed for IndicatorLogic {
+    const NAME: &'static str = "indicators";
+    type State = IndicatorStates;
 }
 
-impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
-    fn indicators(
-        self,
-        config: IndicatorConfig,
-    ) -> (
-        StreamVec<'scope, i64, IndicatorRow>,
-        StreamVec<'scope, i64, AlertRow>,
-    ) {
-        self.indicators_with(config, None)
+impl WindowLogic for IndicatorLogic {
+    type In = GridPoint;
+    type Out = (Vec<IndicatorRow>, Vec<AlertRow>);
+
+    fn window_end(p: &GridPoint) -> i64 {
+        p.window_end
     }
 
-    fn indicators_with(
+    fn on_window(&mut self, _end: i64, mut points: Vec<GridPoint>, out: &mut Self::Out) {
+        points.sort_by(|a, b| (&a.symbol, a.resolution_ms).cmp(&(&b.symbol, b.resolution_ms)));
+        for p in points {
+            let config = self.config;
+            let state = self
+                .states
+                .entry((p.symbol.clone(), p.resolution_ms))
+                .or_insert_with(|| IndicatorState::new(config));
+            let (row, alerts) = state.push(&p);
+            out.0.push(row);
+            out.1.extend(alerts);
+        }
+    }
+
+    fn snapshot(&self) -> IndicatorStates {
+        let mut v: IndicatorStates = self
+            .states
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn restore(&mut self, state: IndicatorStates) {
+        self.states.extend(state);
+    }
+}
+
+/// Extension trait: indicators and alerts of a grid stream.
+pub trait Indicators<'scope> {
+    /// Returns the indicator rows and the alerts; with `checkpoint`, the states are
+    /// snapshotted at every cut and, after a restart, restored (points before the
+    /// restored cut are ignored).
+    fn indicators(
+        self,
+        config: IndicatorConfig,
+        checkpoint: Option<Checkpointing>,
+    ) -> (
+        StreamVec<'scope, i64, IndicatorRow>,
+        StreamVec<'scope, i64, AlertRow>,
+    );
+}
+
+impl<'scope> Indicators<'scope> for StreamVec<'scope, i64, GridPoint> {
+    fn indicators(
         self,
         config: IndicatorConfig,
         checkpoint: Option<Checkpointing>,
@@ -135,89 +154,11 @@ impl<'scope> Indicators<'scope> for Stream<'scope, i64, Vec<GridPoint>> {
         StreamVec<'scope, i64, IndicatorRow>,
         StreamVec<'scope, i64, AlertRow>,
     ) {
-        let (index, peers) = (self.scope().index(), self.scope().peers());
-        let mut builder = OperatorBuilder::new("Indicators".to_owned(), self.scope());
-        let mut input =
-            builder.new_input(self, Exchange::new(|p: &GridPoint| symbol_route(&p.symbol)));
-        let (rows_out, rows) = builder.new_output();
-        let (alerts_out, alerts) = builder.new_output();
-        let mut rows_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<IndicatorRow>>>::from(rows_out);
-        let mut alerts_out =
-            OutputBuilder::<_, CapacityContainerBuilder<Vec<AlertRow>>>::from(alerts_out);
-        builder.build(move |caps| {
-            let mut caps = Some(caps);
-            let mut pending: BTreeMap<i64, Vec<GridPoint>> = BTreeMap::new();
-            let mut states: HashMap<(Symbol, i64), IndicatorState> = HashMap::default();
-            let mut cp = checkpoint.map(|c| c.checkpointer("indicators", index, peers));
-            let skip_before = cp
-                .as_ref()
-                .and_then(|c| c.restored_cut())
-                .unwrap_or(i64::MIN);
-            if let Some((_, restored)) = cp.as_ref().and_then(|c| c.restored::<IndicatorStates>()) {
-                states.extend(restored);
-            }
-            // Reused across invocations (growing fresh vectors each time costs more).
-            let (mut rows, mut alerts) = (Vec::new(), Vec::new());
-            move |frontiers| {
-                input.for_each(|_, data| {
-                    for p in data.drain(..).filter(|p| p.window_end >= skip_before) {
-                        pending.entry(p.window_end).or_default().push(p);
-                    }
-                });
-                let f = frontiers[0].frontier().first().copied().unwrap_or(i64::MAX);
-                while let Some(entry) = pending.first_entry() {
-                    if *entry.key() > f {
-                        break;
-                    }
-                    if let Some(cp) = cp.as_mut() {
-                        // The state before the first point at or after a cut.
-                        cp.take_due(*entry.key(), || snapshot(&states));
-                    }
-                    let mut points = entry.remove();
-                    points.sort_by(|a, b| {
-                        (&a.symbol, a.resolution_ms).cmp(&(&b.symbol, b.resolution_ms))
-                    });
-                    for p in points {
-                        let state = states
-                            .entry((p.symbol.clone(), p.resolution_ms))
-                            .or_insert_with(|| IndicatorState::new(config));
-                        let (row, alert) = state.push(&p);
-                        rows.push(row);
-                        alerts.extend(alert);
-                    }
-                }
-                if let Some(cp) = cp.as_mut() {
-                    cp.take_due(f, || snapshot(&states));
-                }
-                let Some(cv) = caps.as_mut() else {
-                    rows.clear();
-                    alerts.clear();
-                    return;
-                };
-                if !rows.is_empty() {
-                    rows_out
-                        .activate()
-                        .session(&cv[0])
-                        .give_iterator(rows.drain(..));
-                }
-                if !alerts.is_empty() {
-                    alerts_out
-                        .activate()
-                        .session(&cv[1])
-                        .give_iterator(alerts.drain(..));
-                }
-                if f == i64::MAX {
-                    caps = None;
-                } else {
-                    for c in cv.iter_mut() {
-                        if *c.time() < f {
-                            c.downgrade(&f);
-                        }
-                    }
-                }
-            }
-        });
-        (rows, alerts)
+        let logic = IndicatorLogic {
+            config,
+            states: HashMap::default(),
+        };
+        let pact = Exchange::new(|p: &GridPoint| symbol_route(&p.symbol));
+        self.window_operator(pact, logic, checkpoint)
     }
 }

@@ -1,0 +1,242 @@
+//! The one mechanism of every rolling operator: records wait by window end until the
+//! input frontier reaches it, then the operator's math runs once per window, in time
+//! order, with checkpoint cuts taken between windows; this module holds the
+//! capabilities, so an operator file holds only its math (a [`WindowLogic`]).
+//!
+//! A stream fed to a window operator sends each record at a time at or before its
+//! window end (the dense grid sends the point ending at `e` once its input frontier
+//! reaches `e`), so once the input frontier is at `f`, every window ending at or before
+//! `f` is complete.
+
+use std::collections::BTreeMap;
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::ParallelizationContract;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::StreamVec;
+
+use crate::checkpoint::{Checkpointed, Checkpointing};
+
+/// The math of a rolling operator: state per key, advanced one complete window at a
+/// time. Its checkpoint name and state type come from [`Checkpointed`].
+pub trait WindowLogic: Checkpointed + 'static {
+    /// The records it reads.
+    type In: Clone + 'static;
+    /// What it writes: `Vec<Row>` for one output, `(Vec<A>, Vec<B>)` for two.
+    type Out: WindowOutputs;
+    /// The window end of a record.
+    fn window_end(record: &Self::In) -> i64;
+    /// Processes every record of the window ending at `end` (in arrival order), pushing
+    /// rows into `out`.
+    fn on_window(&mut self, end: i64, records: Vec<Self::In>, out: &mut Self::Out);
+    /// The state at a checkpoint cut (deterministic: same state, same bytes).
+    fn snapshot(&self) -> Self::State;
+    /// Continues from a restored state.
+    fn restore(&mut self, state: Self::State);
+    /// Called once, when the input has ended.
+    fn on_end(&mut self) {}
+}
+
+/// The outputs of a window operator, built and flushed in one place.
+pub trait WindowOutputs: Default + 'static {
+    /// The output streams.
+    type Streams<'scope>;
+    /// The output handles.
+    type Handles: 'static;
+    /// Adds the outputs to `builder`.
+    fn new_outputs<'scope>(
+        builder: &mut OperatorBuilder<'scope, i64>,
+    ) -> (Self::Handles, Self::Streams<'scope>);
+    /// Sends the buffered rows, output `k` at `caps[k]`.
+    fn send(&mut self, handles: &mut Self::Handles, caps: &[Capability<i64>]);
+    /// Drops buffered rows (the operator has no capability left).
+    fn clear(&mut self);
+}
+
+/// The handle of one `Vec<A>` output.
+type VecOutput<A> = OutputBuilder<i64, CapacityContainerBuilder<Vec<A>>>;
+
+fn send_vec<A: Clone + 'static>(
+    rows: &mut Vec<A>,
+    handle: &mut VecOutput<A>,
+    cap: &Capability<i64>,
+) {
+    if !rows.is_empty() {
+        handle.activate().session(cap).give_iterator(rows.drain(..));
+    }
+}
+
+impl<A: Clone + 'static> WindowOutputs for Vec<A> {
+    type Streams<'scope> = StreamVec<'scope, i64, A>;
+    type Handles = VecOutput<A>;
+
+    fn new_outputs<'scope>(
+        builder: &mut OperatorBuilder<'scope, i64>,
+    ) -> (Self::Handles, Self::Streams<'scope>) {
+        let (out, stream) = builder.new_output();
+        (OutputBuilder::from(out), stream)
+    }
+
+    fn send(&mut self, handles: &mut Self::Handles, caps: &[Capability<i64>]) {
+        send_vec(self, handles, &caps[0]);
+    }
+
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+}
+
+impl<A: Clone + 'static, B: Clone + 'static> WindowOutputs for (Vec<A>, Vec<B>) {
+    type Streams<'scope> = (StreamVec<'scope, i64, A>, StreamVec<'scope, i64, B>);
+    type Handles = (VecOutput<A>, VecOutput<B>);
+
+    fn new_outputs<'scope>(
+        builder: &mut OperatorBuilder<'scope, i64>,
+    ) -> (Self::Handles, Self::Streams<'scope>) {
+        let (a, sa) = <Vec<A>>::new_outputs(builder);
+        let (b, sb) = <Vec<B>>::new_outputs(builder);
+        ((a, b), (sa, sb))
+    }
+
+    fn send(&mut self, handles: &mut Self::Handles, caps: &[Capability<i64>]) {
+        send_vec(&mut self.0, &mut handles.0, &caps[0]);
+        send_vec(&mut self.1, &mut handles.1, &caps[1]);
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+        self.1.clear();
+    }
+}
+
+/// Extension trait: runs a [`WindowLogic`] over a stream.
+///
+/// ```
+/// use operators::checkpoint::Checkpointed;
+/// use operators::window::{WindowLogic, WindowOperator};
+/// use timely::dataflow::channels::pact::Pipeline;
+/// use timely::dataflow::operators::{Capture, ToStream};
+/// use timely::dataflow::operators::capture::Extract;
+///
+/// /// Sums the values of each window end.
+/// #[derive(Default)]
+/// struct Sums;
+/// impl Checkpointed for Sums {
+///     const NAME: &'static str = "sums";
+///     type State = ();
+/// }
+/// impl WindowLogic for Sums {
+///     type In = (i64, i64);
+///     type Out = Vec<(i64, i64)>;
+///     fn window_end(r: &(i64, i64)) -> i64 { r.0 }
+///     fn on_window(&mut self, end: i64, rs: Vec<(i64, i64)>, out: &mut Self::Out) {
+///         out.push((end, rs.iter().map(|r| r.1).sum()));
+///     }
+///     fn snapshot(&self) {}
+///     fn restore(&mut self, _: ()) {}
+/// }
+///
+/// let sums = timely::execute_directly(|worker| {
+///     worker.dataflow::<i64, _, _>(|scope| {
+///         vec![(2, 1), (1, 5), (2, 3)]
+///             .to_stream(scope)
+///             .window_operator(Pipeline, Sums, None)
+///             .capture()
+///     })
+/// });
+/// let got: Vec<_> = sums.extract().into_iter().flat_map(|(_, v)| v).collect();
+/// assert_eq!(got, vec![(1, 5), (2, 4)]);
+/// ```
+pub trait WindowOperator<'scope, D> {
+    /// Runs `logic` once per complete window; with `checkpoint`, its state is
+    /// snapshotted at every cut and restored after a restart (records of windows before
+    /// the restored cut are ignored).
+    fn window_operator<L, P>(
+        self,
+        pact: P,
+        logic: L,
+        checkpoint: Option<Checkpointing>,
+    ) -> <L::Out as WindowOutputs>::Streams<'scope>
+    where
+        L: WindowLogic<In = D>,
+        P: ParallelizationContract<i64, Vec<D>>;
+}
+
+impl<'scope, D: Clone + 'static> WindowOperator<'scope, D> for StreamVec<'scope, i64, D> {
+    fn window_operator<L, P>(
+        self,
+        pact: P,
+        mut logic: L,
+        checkpoint: Option<Checkpointing>,
+    ) -> <L::Out as WindowOutputs>::Streams<'scope>
+    where
+        L: WindowLogic<In = D>,
+        P: ParallelizationContract<i64, Vec<D>>,
+    {
+        let (index, peers) = (self.scope().index(), self.scope().peers());
+        let mut builder = OperatorBuilder::new(L::NAME.to_owned(), self.scope());
+        let mut input = builder.new_input(self, pact);
+        let (mut handles, streams) = L::Out::new_outputs(&mut builder);
+        builder.build(move |caps| {
+            let mut caps = Some(caps);
+            let mut cp = checkpoint.map(|c| c.checkpointer::<L>(index, peers));
+            let skip_before = cp
+                .as_ref()
+                .and_then(|c| c.restored_cut())
+                .unwrap_or(i64::MIN);
+            if let Some((_, state)) = cp.as_ref().and_then(|c| c.restored::<L::State>()) {
+                logic.restore(state);
+            }
+            let mut pending: BTreeMap<i64, Vec<D>> = BTreeMap::new();
+            // Reused across invocations (growing fresh vectors each time costs more).
+            let mut out = L::Out::default();
+            let mut ended = false;
+            move |frontiers| {
+                input.for_each(|_, data| {
+                    for r in data.drain(..) {
+                        let end = L::window_end(&r);
+                        if end >= skip_before {
+                            pending.entry(end).or_default().push(r);
+                        }
+                    }
+                });
+                let f = frontiers[0].frontier().first().copied().unwrap_or(i64::MAX);
+                while let Some(entry) = pending.first_entry() {
+                    if *entry.key() > f {
+                        break;
+                    }
+                    if let Some(cp) = cp.as_mut() {
+                        // The state before the first window at or after a cut.
+                        cp.take_due(*entry.key(), || logic.snapshot());
+                    }
+                    let (end, records) = entry.remove_entry();
+                    logic.on_window(end, records, &mut out);
+                }
+                if let Some(cp) = cp.as_mut() {
+                    cp.take_due(f, || logic.snapshot());
+                }
+                if f == i64::MAX && !ended {
+                    ended = true;
+                    logic.on_end();
+                }
+                let Some(cv) = caps.as_mut() else {
+                    out.clear();
+                    return;
+                };
+                out.send(&mut handles, cv);
+                if f == i64::MAX {
+                    caps = None;
+                } else {
+                    for c in cv.iter_mut() {
+                        if *c.time() < f {
+                            c.downgrade(&f);
+                        }
+                    }
+                }
+            }
+        });
+        streams
+    }
+}
