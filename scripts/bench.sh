@@ -108,6 +108,7 @@ resolutions = ["1s", "1m", "5m"]
 correlation = false
 beta = false
 indicators = false
+risk = false
 EOF
 
 # ---- helpers -----------------------------------------------------------------------

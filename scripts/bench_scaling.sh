@@ -41,6 +41,7 @@ rolling_window = 60
 benchmark = "BTCUSDT"
 correlation = true
 indicators = true
+risk = true
 zscore_alert = 3.0
 EOF
 HOSTS=$BENCH_DIR/scaling.hosts

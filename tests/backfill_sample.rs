@@ -115,7 +115,7 @@ fn switched_off_sets_are_not_computed_and_bars_stay_the_same() {
     std::fs::write(
         &config,
         "[features]\nresolutions = [\"1s\", \"1m\", \"5m\"]\n\
-         correlation = false\nbeta = false\nindicators = false\n",
+         correlation = false\nbeta = false\nindicators = false\nrisk = false\n",
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -123,7 +123,7 @@ fn switched_off_sets_are_not_computed_and_bars_stay_the_same() {
     let m = &manifests(&out)[0];
     let names: Vec<_> = m["feature_sets"].as_object().unwrap().keys().collect();
     assert_eq!(names, ["bars"]);
-    for set in ["beta", "correlation", "indicators", "alerts"] {
+    for set in ["beta", "correlation", "indicators", "alerts", "risk"] {
         assert!(!out.join(set).exists(), "{set} is off but was written");
     }
     assert_bars_match(&read_bars(&out), &reference_bars(&sample_trades(), &RES));

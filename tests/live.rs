@@ -83,7 +83,14 @@ fn parity(name: &str, start: impl Fn(&std::path::Path) -> Vec<Job>) {
     // Every set up to the watermark before the stop: the grid-based sets follow the
     // bars by a watermark step, which under load can be seconds, and each set has a
     // sink of its own (beta can trail correlation, computed in the same step).
-    let sets = ["bars", "correlation", "indicators", "beta", "alerts"];
+    let sets = [
+        "bars",
+        "correlation",
+        "indicators",
+        "beta",
+        "alerts",
+        "risk",
+    ];
     for (set, res) in sets.map(|s| (s, "1s")) {
         let want = expected(set, res).len();
         loop {
@@ -98,7 +105,14 @@ fn parity(name: &str, start: impl Fn(&std::path::Path) -> Vec<Job>) {
         }
     }
     stop_all(jobs);
-    for set in ["bars", "indicators", "correlation", "beta", "alerts"] {
+    for set in [
+        "bars",
+        "indicators",
+        "correlation",
+        "beta",
+        "alerts",
+        "risk",
+    ] {
         for res in ["1s", "1m", "5m"] {
             let want = expected(set, res);
             let got = consume(&config, &format!("{prefix}{set}.{res}"));

@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap as HashMap;
+
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::ParallelizationContract;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -18,6 +20,7 @@ use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
 use crate::checkpoint::{Checkpointed, Checkpointing};
+use crate::Symbol;
 
 /// The math of a rolling operator: state per key, advanced one complete window at a
 /// time. Its checkpoint name and state type come from [`Checkpointed`].
@@ -108,6 +111,49 @@ impl<A: Clone + 'static, B: Clone + 'static> WindowOutputs for (Vec<A>, Vec<B>) 
     fn clear(&mut self) {
         self.0.clear();
         self.1.clear();
+    }
+}
+
+/// States by (symbol, resolution), the keys of most rolling operators, with their
+/// checkpoint form: a list in key order (same states, same bytes).
+#[derive(Clone, Debug)]
+pub struct BySeries<S> {
+    states: HashMap<(Symbol, i64), S>,
+}
+
+/// A [`BySeries`] as checkpointed.
+pub type SeriesStates<S> = Vec<((Symbol, i64), S)>;
+
+impl<S> Default for BySeries<S> {
+    fn default() -> Self {
+        BySeries {
+            states: HashMap::default(),
+        }
+    }
+}
+
+impl<S: Clone> BySeries<S> {
+    /// The state of (`symbol`, `resolution_ms`), made by `new` on first use.
+    pub fn get(&mut self, symbol: &Symbol, resolution_ms: i64, new: impl FnOnce() -> S) -> &mut S {
+        self.states
+            .entry((symbol.clone(), resolution_ms))
+            .or_insert_with(new)
+    }
+
+    /// Every state, in key order.
+    pub fn snapshot(&self) -> SeriesStates<S> {
+        let mut v: SeriesStates<S> = self
+            .states
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Adds restored states.
+    pub fn restore(&mut self, states: SeriesStates<S>) {
+        self.states.extend(states);
     }
 }
 

@@ -298,14 +298,7 @@ def compare(name, ours, ref):
         ours = pd.DataFrame(columns=ref.columns)
     ours_k = ours.set_index(keys).sort_index()
     ref_k = ref.set_index(keys).sort_index()
-    missing = ref_k.index.difference(ours_k.index)
-    extra = ours_k.index.difference(ref_k.index)
-    for k in list(missing[:5]):
-        problems.append(f"{name}: row {k} missing from marketflow")
-    for k in list(extra[:5]):
-        problems.append(f"{name}: unexpected row {k} in marketflow")
-    if len(missing) or len(extra):
-        problems.append(f"{name}: {len(missing)} rows missing, {len(extra)} extra")
+    problems.extend(risk_ref.key_problems(name, ref_k, ours_k))
     common = ref_k.index.intersection(ours_k.index)
     worst = 0.0
     for col in ref_k.columns:

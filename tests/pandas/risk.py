@@ -152,6 +152,20 @@ def _own_trend(row):
     return exact.trend_of(_num(row["close"]), _num(row["sma_50"]), _num(row["sma_200"]))
 
 
+
+def key_problems(name, ref_k, ours_k):
+    """Rows of the reference missing from ours and rows of ours it lacks (by index)."""
+    problems = []
+    missing = ref_k.index.difference(ours_k.index)
+    extra = ours_k.index.difference(ref_k.index)
+    for k in list(missing[:5]):
+        problems.append(f"{name}: row {k} missing from marketflow")
+    for k in list(extra[:5]):
+        problems.append(f"{name}: unexpected row {k} in marketflow")
+    if len(missing) or len(extra):
+        problems.append(f"{name}: {len(missing)} rows missing, {len(extra)} extra")
+    return problems
+
 def compare(ours, ref, frames, w, res_ms, tol=1e-9, max_exact=20000):
     """Compares marketflow's risk rows `ours` with the pandas reference `ref`.
 
@@ -170,14 +184,7 @@ def compare(ours, ref, frames, w, res_ms, tol=1e-9, max_exact=20000):
     if ours_k.index.has_duplicates:
         problems.append(f"{name}: {int(ours_k.index.duplicated().sum())} duplicate keys")
         ours_k = ours_k[~ours_k.index.duplicated()]
-    missing = ref_k.index.difference(ours_k.index)
-    extra = ours_k.index.difference(ref_k.index)
-    for k in list(missing[:5]):
-        problems.append(f"{name}: row {k} missing from marketflow")
-    for k in list(extra[:5]):
-        problems.append(f"{name}: unexpected row {k} in marketflow")
-    if len(missing) or len(extra):
-        problems.append(f"{name}: {len(missing)} rows missing, {len(extra)} extra")
+    problems.extend(key_problems(name, ref_k, ours_k))
     common = ref_k.index.intersection(ours_k.index)
     worst = 0.0
     suspects = {}  # key -> [columns]

@@ -5,7 +5,6 @@ mod state;
 
 pub use state::IndicatorState;
 
-use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::StreamVec;
@@ -13,7 +12,7 @@ use timely::dataflow::StreamVec;
 use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::grid::GridPoint;
 use crate::route::symbol_route;
-use crate::window::{WindowLogic, WindowOperator};
+use crate::window::{BySeries, SeriesStates, WindowLogic, WindowOperator};
 use crate::Symbol;
 
 /// One row of the `indicators` set.
@@ -80,12 +79,12 @@ pub struct IndicatorConfig {
 }
 
 /// The indicators operator's state at a checkpoint cut, by (symbol, resolution).
-pub type IndicatorStates = Vec<((Symbol, i64), IndicatorState)>;
+pub type IndicatorStates = SeriesStates<IndicatorState>;
 
 /// The indicators operator: one [`IndicatorState`] per (symbol, resolution).
 pub struct IndicatorLogic {
     config: IndicatorConfig,
-    states: HashMap<(Symbol, i64), IndicatorState>,
+    states: BySeries<IndicatorState>,
 }
 
 impl Checkpointed for IndicatorLogic {
@@ -107,8 +106,7 @@ impl WindowLogic for IndicatorLogic {
             let config = self.config;
             let state = self
                 .states
-                .entry((p.symbol.clone(), p.resolution_ms))
-                .or_insert_with(|| IndicatorState::new(config));
+                .get(&p.symbol, p.resolution_ms, || IndicatorState::new(config));
             let (row, alerts) = state.push(&p);
             out.0.push(row);
             out.1.extend(alerts);
@@ -116,17 +114,11 @@ impl WindowLogic for IndicatorLogic {
     }
 
     fn snapshot(&self) -> IndicatorStates {
-        let mut v: IndicatorStates = self
-            .states
-            .iter()
-            .map(|(k, s)| (k.clone(), s.clone()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        self.states.snapshot()
     }
 
     fn restore(&mut self, state: IndicatorStates) {
-        self.states.extend(state);
+        self.states.restore(state);
     }
 }
 
@@ -156,7 +148,7 @@ impl<'scope> Indicators<'scope> for StreamVec<'scope, i64, GridPoint> {
     ) {
         let logic = IndicatorLogic {
             config,
-            states: HashMap::default(),
+            states: BySeries::default(),
         };
         let pact = Exchange::new(|p: &GridPoint| symbol_route(&p.symbol));
         self.window_operator(pact, logic, checkpoint)

@@ -18,7 +18,6 @@ mod tests;
 pub use rolling::{Drawdowns, Tail, TailQuantile};
 pub use state::RiskState;
 
-use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::StreamVec;
@@ -26,7 +25,7 @@ use timely::dataflow::StreamVec;
 use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::grid::GridPoint;
 use crate::route::symbol_route;
-use crate::window::{WindowLogic, WindowOperator};
+use crate::window::{BySeries, SeriesStates, WindowLogic, WindowOperator};
 use crate::Symbol;
 
 /// The direction of the long moving averages.
@@ -98,12 +97,12 @@ pub struct RiskConfig {
 }
 
 /// The risk operator's state at a checkpoint cut, by (symbol, resolution).
-pub type RiskStates = Vec<((Symbol, i64), RiskState)>;
+pub type RiskStates = SeriesStates<RiskState>;
 
 /// The risk operator: one [`RiskState`] per (symbol, resolution).
 pub struct RiskLogic {
     config: RiskConfig,
-    states: HashMap<(Symbol, i64), RiskState>,
+    states: BySeries<RiskState>,
 }
 
 impl Checkpointed for RiskLogic {
@@ -122,26 +121,19 @@ impl WindowLogic for RiskLogic {
     fn on_window(&mut self, _end: i64, points: Vec<GridPoint>, out: &mut Vec<RiskRow>) {
         let config = self.config;
         for p in points {
-            let state = self
-                .states
-                .entry((p.symbol.clone(), p.resolution_ms))
-                .or_insert_with(|| RiskState::new(config, p.resolution_ms));
+            let state = self.states.get(&p.symbol, p.resolution_ms, || {
+                RiskState::new(config, p.resolution_ms)
+            });
             out.extend(state.push(&p));
         }
     }
 
     fn snapshot(&self) -> RiskStates {
-        let mut v: RiskStates = self
-            .states
-            .iter()
-            .map(|(k, s)| (k.clone(), s.clone()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        self.states.snapshot()
     }
 
     fn restore(&mut self, state: RiskStates) {
-        self.states.extend(state);
+        self.states.restore(state);
     }
 }
 
@@ -190,7 +182,7 @@ impl<'scope> Risk<'scope> for StreamVec<'scope, i64, GridPoint> {
     ) -> StreamVec<'scope, i64, RiskRow> {
         let logic = RiskLogic {
             config,
-            states: HashMap::default(),
+            states: BySeries::default(),
         };
         let pact = Exchange::new(|p: &GridPoint| symbol_route(&p.symbol));
         self.window_operator(pact, logic, checkpoint)
