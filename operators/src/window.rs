@@ -42,7 +42,46 @@ pub trait WindowLogic: Checkpointed + 'static {
     fn on_end(&mut self) {}
 }
 
-/// The outputs of a window operator, built and flushed in one place.
+/// The capabilities of an operator's outputs, held at its input frontier: the one
+/// place where this crate's operators move and drop capabilities.
+pub struct Held(Option<Vec<Capability<i64>>>);
+
+impl Held {
+    /// Holds the capabilities an operator was built with, one per output.
+    pub fn new(caps: Vec<Capability<i64>>) -> Held {
+        Held(Some(caps))
+    }
+
+    /// The capabilities, until the input has ended.
+    pub fn caps(&self) -> Option<&[Capability<i64>]> {
+        self.0.as_deref()
+    }
+
+    /// Sends the rows buffered in `out` at the held capabilities; once nothing is held
+    /// (the input ended), drops them.
+    pub fn send<O: WindowOutputs>(&self, out: &mut O, handles: &mut O::Handles) {
+        match self.caps() {
+            Some(caps) => out.send(handles, caps),
+            None => out.clear(),
+        }
+    }
+
+    /// Moves every capability up to `frontier`; at the end of input (`i64::MAX`) drops
+    /// them all.
+    pub fn advance(&mut self, frontier: i64) {
+        if frontier == i64::MAX {
+            self.0 = None;
+        } else if let Some(caps) = self.0.as_mut() {
+            for c in caps.iter_mut() {
+                if *c.time() < frontier {
+                    c.downgrade(&frontier);
+                }
+            }
+        }
+    }
+}
+
+/// The outputs of an operator, built and flushed in one place.
 pub trait WindowOutputs: Default + 'static {
     /// The output streams.
     type Streams<'scope>;
@@ -226,7 +265,7 @@ impl<'scope, D: Clone + 'static> WindowOperator<'scope, D> for StreamVec<'scope,
         let mut input = builder.new_input(self, pact);
         let (mut handles, streams) = L::Out::new_outputs(&mut builder);
         builder.build(move |caps| {
-            let mut caps = Some(caps);
+            let mut held = Held::new(caps);
             let mut cp = checkpoint.map(|c| c.checkpointer::<L>(index, peers));
             let skip_before = cp
                 .as_ref()
@@ -267,20 +306,8 @@ impl<'scope, D: Clone + 'static> WindowOperator<'scope, D> for StreamVec<'scope,
                     ended = true;
                     logic.on_end();
                 }
-                let Some(cv) = caps.as_mut() else {
-                    out.clear();
-                    return;
-                };
-                out.send(&mut handles, cv);
-                if f == i64::MAX {
-                    caps = None;
-                } else {
-                    for c in cv.iter_mut() {
-                        if *c.time() < f {
-                            c.downgrade(&f);
-                        }
-                    }
-                }
+                held.send(&mut out, &mut handles);
+                held.advance(f);
             }
         });
         streams

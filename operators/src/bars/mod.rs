@@ -27,15 +27,14 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use rustc_hash::FxHashMap as HashMap;
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::operators::{Capability, Concat};
+use timely::dataflow::operators::Concat;
 use timely::dataflow::{Stream, StreamVec};
 
 use crate::resolution::{validate, Resolution};
 use crate::route::symbol_route;
+use crate::window::{Held, WindowOutputs};
 use crate::{OperatorError, Reject, Symbol, SymbolBatch};
 use rollup::RollupState;
 use shard::{batch_shard, ShardTrades};
@@ -148,20 +147,15 @@ fn bar_parts<'scope>(
     let mut builder = OperatorBuilder::new("BarParts".to_owned(), batches.scope());
     let pact = Exchange::new(move |b: &SymbolBatch| batch_shard(b, peers));
     let mut input = builder.new_input(batches, pact);
-    let (parts_out, parts_stream) = builder.new_output();
-    let (rejects_out, rejects_stream) = builder.new_output();
-    let mut parts_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<PartBatch>>>::from(parts_out);
-    let mut rejects_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
-    builder.build(move |mut caps| {
-        let mut rejects_cap = caps.pop();
-        let mut parts_cap = caps.pop();
+    type Out = (Vec<PartBatch>, Vec<Reject>);
+    let (mut handles, streams) = Out::new_outputs(&mut builder);
+    builder.build(move |caps| {
+        let mut holding = Held::new(caps);
         let mut symbols: HashMap<Symbol, TradeState> = HashMap::default();
         let mut last_frontier = i64::MIN;
-        let mut out: Vec<PartBatch> = Vec::new();
-        let mut rejects = Vec::new();
+        let mut buffered = Out::default();
         move |frontiers| {
+            let (out, rejects) = &mut buffered;
             let mut records_in = 0u64;
             input.for_each(|_cap, data| {
                 for batch in data.drain(..) {
@@ -182,7 +176,7 @@ fn bar_parts<'scope>(
                 last_frontier = frontier;
                 for (symbol, state) in symbols.iter_mut() {
                     let mut parts = Vec::new();
-                    state.finalize(symbol, &plan, frontier, &mut parts, &mut rejects);
+                    state.finalize(symbol, &plan, frontier, &mut parts, rejects);
                     if !parts.is_empty() {
                         out.push(PartBatch {
                             symbol: symbol.clone(),
@@ -196,13 +190,11 @@ fn bar_parts<'scope>(
             if let Some(stats) = stats.as_ref() {
                 stats.borrow_mut().records_in += records_in;
             }
-            send(&mut parts_out, parts_cap.as_ref(), &mut out);
-            send(&mut rejects_out, rejects_cap.as_ref(), &mut rejects);
-            advance(&mut parts_cap, frontier);
-            advance(&mut rejects_cap, frontier);
+            holding.send(&mut buffered, &mut handles);
+            holding.advance(frontier);
         }
     });
-    (parts_stream, rejects_stream)
+    streams
 }
 
 /// Stage two ("BarRollup"): parts routed by symbol, merged into every resolution's
@@ -216,24 +208,20 @@ fn roll_up<'scope>(
     let mut builder = OperatorBuilder::new("BarRollup".to_owned(), parts.scope());
     let pact = Exchange::new(|b: &PartBatch| symbol_route(&b.symbol));
     let mut input = builder.new_input(parts, pact);
-    let (bars_out, bars_stream) = builder.new_output();
-    let (rejects_out, rejects_stream) = builder.new_output();
-    let mut bars_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<Bar>>>::from(bars_out);
-    let mut rejects_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<Reject>>>::from(rejects_out);
-    builder.build(move |mut caps| {
-        let mut rejects_cap = caps.pop();
-        let mut bars_cap = caps.pop();
+    type Out = (Vec<Bar>, Vec<Reject>);
+    let (mut handles, streams) = Out::new_outputs(&mut builder);
+    builder.build(move |caps| {
+        let mut holding = Held::new(caps);
         let mut symbols: HashMap<Symbol, RollupState> = HashMap::default();
         let mut last_frontier = i64::MIN;
-        let mut bars = Vec::new();
-        let mut rejects = Vec::new();
+        let mut buffered = Out::default();
         move |frontiers| {
+            let (bars, rejects) = &mut buffered;
             input.for_each(|_cap, data| {
                 for batch in data.drain(..) {
                     let state = state_of(&mut symbols, &batch.symbol);
                     for part in &batch.parts {
-                        state.apply(&batch.symbol, &plan, part, &mut bars, &mut rejects);
+                        state.apply(&batch.symbol, &plan, part, bars, rejects);
                     }
                 }
             });
@@ -241,7 +229,7 @@ fn roll_up<'scope>(
             if frontier > last_frontier || frontier == i64::MAX {
                 last_frontier = frontier;
                 for (symbol, state) in symbols.iter_mut() {
-                    state.finalize(symbol, &plan, frontier, &mut bars);
+                    state.finalize(symbol, &plan, frontier, bars);
                 }
                 symbols.retain(|_, s| !s.is_idle() || frontier != i64::MAX);
             }
@@ -251,13 +239,11 @@ fn roll_up<'scope>(
                 stats.state_records =
                     symbols.values().map(RollupState::size).sum::<usize>() as u64 + held.get();
             }
-            send(&mut bars_out, bars_cap.as_ref(), &mut bars);
-            send(&mut rejects_out, rejects_cap.as_ref(), &mut rejects);
-            advance(&mut bars_cap, frontier);
-            advance(&mut rejects_cap, frontier);
+            holding.send(&mut buffered, &mut handles);
+            holding.advance(frontier);
         }
     });
-    (bars_stream, rejects_stream)
+    streams
 }
 
 /// The state of `symbol`, made on first sight (the key is allocated only then).
@@ -266,29 +252,4 @@ fn state_of<'a, S: Default>(symbols: &'a mut HashMap<Symbol, S>, symbol: &Symbol
         symbols.insert(symbol.clone(), S::default());
     }
     symbols.get_mut(symbol).expect("inserted above")
-}
-
-/// Sends `items` at `cap` (they are dropped only if the output is already closed,
-/// which cannot happen while the input is open).
-fn send<D: Clone + 'static>(
-    out: &mut OutputBuilder<i64, CapacityContainerBuilder<Vec<D>>>,
-    cap: Option<&Capability<i64>>,
-    items: &mut Vec<D>,
-) {
-    if let Some(cap) = cap {
-        if !items.is_empty() {
-            out.activate().session(cap).give_iterator(items.drain(..));
-        }
-    }
-}
-
-/// Moves a held capability to the input frontier, or drops it when the input is done.
-fn advance(cap: &mut Option<Capability<i64>>, frontier: i64) {
-    if frontier == i64::MAX {
-        *cap = None;
-    } else if let Some(c) = cap.as_mut() {
-        if *c.time() < frontier {
-            c.downgrade(&frontier);
-        }
-    }
 }

@@ -23,6 +23,7 @@ use timely::dataflow::{Stream, StreamVec};
 
 use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::route::symbol_route;
+use crate::window::Held;
 use crate::{Bar, Symbol};
 
 /// Scale of fixed-point returns: 2^52.
@@ -163,7 +164,7 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
             timely::dataflow::channels::pact::Pipeline,
             "DenseGrid",
             |cap, _| {
-                let mut cap = Some(cap);
+                let mut held = Held::new(vec![cap]);
                 let mut series: HashMap<(Symbol, i64), Series> = HashMap::default();
                 let mut cp = checkpoint.map(|c| c.checkpointer::<DenseGridOp>(index, peers));
                 let mut skip_before = i64::MIN;
@@ -239,21 +240,22 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                         }
                         series.clear();
                     }
-                    if let Some(c) = cap.as_mut() {
-                        if !out.is_empty() {
+                    match held.caps() {
+                        Some([c]) if !out.is_empty() => {
                             output.session(c).give_iterator(out.drain(..));
                         }
-                        // Once the bars are complete, the points still to come (filled up
-                        // to the last bar of the whole input) end after `seen_frontier`:
-                        // hold there, so none is sent at a time after its window end
-                        // (downstream, a Parquet partition would be written twice).
-                        let upper = if f == i64::MAX { seen_frontier } else { f };
-                        let hold = upper.min(f2.frontier().first().copied().unwrap_or(i64::MAX));
-                        if ended {
-                            cap = None;
-                        } else if hold != i64::MAX && *c.time() < hold {
-                            c.downgrade(&hold);
-                        }
+                        _ => out.clear(),
+                    }
+                    // Once the bars are complete, the points still to come (filled up to
+                    // the last bar of the whole input) end after `seen_frontier`: hold
+                    // there, so none is sent at a time after its window end (downstream,
+                    // a Parquet partition would be written twice).
+                    let upper = if f == i64::MAX { seen_frontier } else { f };
+                    let hold = upper.min(f2.frontier().first().copied().unwrap_or(i64::MAX));
+                    if ended {
+                        held.advance(i64::MAX);
+                    } else if hold != i64::MAX {
+                        held.advance(hold);
                     }
                 }
             },
