@@ -1,7 +1,8 @@
 //! End-to-end cross-check against pandas: every feature set of a backfill, read back from
 //! Parquet, equals an independent pandas computation (tests/pandas/crosscheck.py) to
 //! 1e-9 relative, on the bundled real Binance sample with 1s bars and on a simulated
-//! market with 1m bars. The venv with pandas is created by scripts/pyenv.sh.
+//! market with 1m bars. The venv with pandas is made by scripts/pyenv.sh, which the test
+//! command scripts/test.sh runs first; these tests install nothing.
 
 mod common;
 
@@ -11,13 +12,15 @@ use std::sync::OnceLock;
 
 use common::*;
 
-/// The venv's python, created on first use (once per test process).
+/// The venv's python (`scripts/pyenv.sh --check`: fails, naming the fix, when the venv
+/// is missing; it does not install).
 fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
             let out = Command::new(root.join("scripts/pyenv.sh"))
+                .arg("--check")
                 .output()
                 .expect("run scripts/pyenv.sh");
             assert_ok(&out);
