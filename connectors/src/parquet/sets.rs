@@ -1,5 +1,5 @@
-//! `FeatureRow` for the rolling feature sets of SPEC section 6: `indicators`,
-//! `correlation`, `beta` and `alerts`.
+//! `FeatureRow` for the rolling feature sets: `indicators`, `correlation`, `beta` and
+//! `alerts`.
 
 use std::sync::Arc;
 
