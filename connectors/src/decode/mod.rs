@@ -71,6 +71,7 @@ mod layout;
 mod parquet_plan;
 mod parquet_reader;
 mod parquet_rows;
+mod split;
 mod text;
 
 pub use detect::{open, plan_file, Piece, RecordReader};
