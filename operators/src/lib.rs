@@ -14,6 +14,7 @@ pub mod indicators;
 pub mod record;
 pub mod resolution;
 pub mod route;
+pub mod splitmix;
 pub mod symbol;
 
 pub use bars::{Bar, BarAcc, Bars, BarsConfig, BarsStats};
