@@ -13,6 +13,7 @@ use connectors::rejects::WriteRejects;
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Inspect, Probe};
 use timely::worker::Worker;
 
@@ -127,7 +128,7 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             written = written.concat(w.inspect(sink("correlation")));
         }
         let events = written
-            .map_partitions()
+            .map(RunEvent::Partition)
             .concat(source_events)
             .concat(rejects.write_rejects(job.output.clone(), job.inputs.clone(), errors.clone()));
         let threads = (job.info.workers / job.info.processes.max(1)).max(1);
@@ -149,18 +150,4 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
     }
     reporter.tick(&watermark, Some(&shared.progress), true);
     reporter.finish();
-}
-
-/// Maps partition records into run events.
-trait MapPartitions<'scope> {
-    fn map_partitions(self) -> timely::dataflow::StreamVec<'scope, i64, RunEvent>;
-}
-
-impl<'scope> MapPartitions<'scope>
-    for timely::dataflow::StreamVec<'scope, i64, connectors::parquet::PartitionWritten>
-{
-    fn map_partitions(self) -> timely::dataflow::StreamVec<'scope, i64, RunEvent> {
-        use timely::dataflow::operators::vec::Map;
-        self.map(RunEvent::Partition)
-    }
 }
