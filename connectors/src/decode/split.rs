@@ -1,5 +1,5 @@
 //! Splitting one CSV line into fields, RFC 4180 quoting included: `csv-core` parses
-//! lines holding a `"`, and lines without one are split at their commas directly.
+//! lines with a field that starts with `"`, other lines are split at their commas.
 
 use csv_core::{Reader, ReaderBuilder, Terminator};
 
@@ -32,7 +32,7 @@ impl<'a> Fields<'a> {
 /// in RFC 4180: `a"b` and ` "x"`, after a blank, are text), and a quoted field cannot
 /// span lines: one still open at the end of the line is an error.
 pub(crate) struct Splitter {
-    /// The RFC 4180 parser, for lines holding a quote.
+    /// The RFC 4180 parser, for lines with a quoted field.
     reader: Reader,
     /// Unquoted field bytes of a quoted line.
     out: Vec<u8>,
