@@ -2,9 +2,9 @@
 """The polars competitor of `marketflow backfill` with the full feature set, for
 scripts/bench_features.sh.
 
-Reads canonical trades (Parquet), computes at ONE resolution (default 1m) the features of
-SPEC section 5 exactly as marketflow defines them: bars, the dense close grid (forward
-fill from each symbol's first bar to the last bar of the input), log returns,
+Reads canonical trades (Parquet), computes at ONE resolution (default 1m) the features
+exactly as marketflow defines them (README "Feature definitions"): bars, the dense close
+grid (forward fill from each symbol's first bar to the last bar of the input), log returns,
 indicators (sma_20, ema_12/26 and macd/signal with ewm adjust=False, rsi_14 Wilder,
 Bollinger with population std, realized_vol and zscore over W), alerts (zscore and
 volume_spike), the correlation of every pair a < b over W and beta / alpha / r2 against

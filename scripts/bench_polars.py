@@ -2,10 +2,10 @@
 """The polars competitor of `marketflow backfill` for scripts/bench.sh.
 
 Reads canonical trades (Parquet: ts_ms, symbol, price, qty, is_buyer_maker, trade_id),
-computes the bars of SPEC section 5 for each resolution and writes them as Parquet in
-marketflow's layout: OUT/bars/resolution=<r>/dt=YYYY-MM-DD/hour=HH/part-00000.parquet
+computes the bars (README "Feature definitions") for each resolution and writes them as
+Parquet in marketflow's layout: OUT/bars/resolution=<r>/dt=YYYY-MM-DD/hour=HH/part-00000.parquet
 (Hive partitions by window end, zstd level 1, files sorted by symbol and window end, columns
-and types as SPEC section 6).
+and types as marketflow's `bars` files).
 
 Semantics, exactly as marketflow's: window_start = floor(ts_ms / R) * R,
 window_end = window_start + R; open / close = price of the first / last trade by

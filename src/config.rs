@@ -1,4 +1,4 @@
-//! The TOML configuration (SPEC section 4): structs with defaults, `MARKETFLOW__SECTION__KEY`
+//! The TOML configuration (README "Configuration"): structs with defaults, `MARKETFLOW__SECTION__KEY`
 //! environment overrides, unknown-key detection and validation that reports every
 //! problem at once, each with its key.
 

@@ -1,5 +1,5 @@
 //! The `marketflow` binary: argument parsing, config loading, logging setup and wiring
-//! of the commands (SPEC section 2).
+//! of the commands (README "Commands").
 
 mod cli;
 mod cluster;

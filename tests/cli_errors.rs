@@ -1,5 +1,5 @@
 //! End-to-end: bad config, bad flags and bad input give clear errors and the exit codes
-//! of SPEC section 2, never a panic.
+//! of README "Commands" (2 bad usage or config, 1 runtime failure), never a panic.
 
 mod common;
 

@@ -4,7 +4,8 @@
 //! market with 1m bars, and on simulated 1m and 1d candles (tests/pandas/make_candles.py:
 //! gaps, a flat stretch, a late starter). The `risk` set is on in every case; where
 //! pandas' rolling statistics drift, exact arithmetic (tests/pandas/exact.py) decides.
-//! The venv with pandas is created by scripts/pyenv.sh.
+//! The venv with pandas is made by scripts/pyenv.sh, which the test command
+//! scripts/test.sh runs first; these tests install nothing.
 
 mod common;
 
@@ -14,13 +15,15 @@ use std::sync::OnceLock;
 
 use common::*;
 
-/// The venv's python, created on first use (once per test process).
+/// The venv's python (`scripts/pyenv.sh --check`: fails, naming the fix, when the venv
+/// is missing; it does not install).
 fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
             let root = Path::new(env!("CARGO_MANIFEST_DIR"));
             let out = Command::new(root.join("scripts/pyenv.sh"))
+                .arg("--check")
                 .output()
                 .expect("run scripts/pyenv.sh");
             assert_ok(&out);

@@ -1,7 +1,9 @@
 //! The backfill run: file sources into the feature graph, Parquet and dead-letter sinks,
 //! and the run manifest written last.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,10 +14,7 @@ use connectors::parquet::{FeatureRow, ParquetSink, PartitionWritten};
 use connectors::rejects::WriteRejects;
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
-use std::cell::RefCell;
-use std::rc::Rc;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Inspect, Probe};
 use timely::dataflow::StreamVec;

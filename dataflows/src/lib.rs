@@ -3,9 +3,6 @@
 //! sinks, so the same events give the same rows.
 
 pub mod backfill;
-pub mod error;
 pub mod graph;
 pub mod live;
 pub mod progress;
-
-pub use error::DataflowError;

@@ -1,5 +1,5 @@
 //! Progress reporting: one log line per worker every interval, and a progress bar on
-//! a terminal for backfills (SPEC section 7).
+//! a terminal for backfills.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

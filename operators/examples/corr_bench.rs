@@ -56,11 +56,7 @@ fn parse() -> Args {
 
 /// A small deterministic generator (splitmix64).
 fn next(state: &mut u64) -> f64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    (operators::splitmix::splitmix64(state) >> 11) as f64 / (1u64 << 53) as f64 - 0.5
 }
 
 fn vm_hwm_mb() -> f64 {

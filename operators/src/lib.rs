@@ -16,6 +16,7 @@ pub mod resolution;
 pub mod risk;
 pub mod route;
 pub mod sets;
+pub mod splitmix;
 pub mod symbol;
 pub mod window;
 

@@ -96,7 +96,7 @@ impl SymbolBatch {
     }
 }
 
-/// Why a record was rejected (SPEC section 3).
+/// Why a record was rejected: the `reason` of its dead-letter row (README "Backfill runs").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RejectReason {
     /// The record could not be parsed.

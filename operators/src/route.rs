@@ -28,13 +28,11 @@ pub fn symbol_route(symbol: &str) -> u64 {
     h ^ (h >> 29) ^ (h >> 47)
 }
 
-/// A well-mixed 64-bit hash of `x` (the splitmix64 finalizer).
+/// A well-mixed 64-bit hash of `x`: one splitmix64 step from state `x`.
 #[inline]
 fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    let mut state = x;
+    crate::splitmix::splitmix64(&mut state)
 }
 
 /// The shard of a trade among `shards` (the workers of the bars operator's first

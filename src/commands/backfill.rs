@@ -1,4 +1,4 @@
-//! `marketflow backfill`: the feature graph over historical files (SPEC section 2).
+//! `marketflow backfill`: the feature graph over historical files (README "Backfill runs").
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

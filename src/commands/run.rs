@@ -1,4 +1,4 @@
-//! `marketflow run`: the live job (SPEC section 2). With `kafka.brokers = "embedded"` it
+//! `marketflow run`: the live job (README "The live job"). With `kafka.brokers = "embedded"` it
 //! starts an in-process broker and feeds it the bundled Binance sample.
 
 use std::sync::atomic::Ordering;

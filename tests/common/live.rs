@@ -17,10 +17,11 @@ use super::{assert_ok, marketflow, parquet_files};
 
 pub const PORT: &str = "19093";
 
-/// Starts (or finds) the test broker and returns its address.
+/// Starts (or finds) the test broker and returns its address. Installs nothing: tansu
+/// is installed by scripts/test.sh (`scripts/kafka-broker.sh install`).
 pub fn broker() -> String {
     let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-broker.sh"))
-        .args(["start", "--port", PORT])
+        .args(["start", "--no-install", "--port", PORT])
         .stderr(Stdio::inherit())
         .output()
         .expect("run scripts/kafka-broker.sh");

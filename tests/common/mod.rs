@@ -80,7 +80,8 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The exact bars schema of SPEC section 6, as `name: type` strings.
+/// The exact bars schema (the columns and types every `bars` file has), as `name: type`
+/// strings.
 pub const BARS_SCHEMA: &[(&str, &str)] = &[
     ("symbol", "Utf8"),
     ("resolution", "Utf8"),

@@ -1,5 +1,6 @@
-"""Independent pandas reference for every feature set of SPEC section 5, compared with
-a marketflow backfill's Parquet output value by value (1e-9 relative, absolute below 1).
+"""Independent pandas reference for every feature set (README "Feature definitions"),
+compared with a marketflow backfill's Parquet output value by value (1e-9 relative,
+absolute below 1).
 
 Usage:
   crosscheck.py --input FILE --output OUT_DIR --resolutions 1s,1m --window 60 \

@@ -1,4 +1,4 @@
-"""Exact-arithmetic recomputation of the `risk` set (SPEC section 5), the arbiter of
+"""Exact-arithmetic recomputation of the `risk` set (README "Risk and trend"), the arbiter of
 the pandas cross-check: where marketflow and pandas differ beyond 1e-9, the value
 computed here decides.
 

@@ -1,4 +1,4 @@
-"""pandas reference for the `risk` set (SPEC section 5) and its comparison with
+"""pandas reference for the `risk` set (README "Risk and trend") and its comparison with
 marketflow's output, arbitrated by exact arithmetic (exact.py).
 
 Choice: the reference is plain pandas, the calls a quant would write

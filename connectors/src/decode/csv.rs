@@ -8,11 +8,11 @@ use operators::route::stable_hash;
 use operators::{Candle, RejectReason, Trade, NO_TRADE_ID};
 
 use super::fields::{
-    lossy, parse_bool, parse_f64, parse_i64, parse_ts, positive, reject, split_fields,
-    volume_value, Fields,
+    lossy, parse_bool, parse_f64, parse_i64, parse_ts, positive, reject, volume_value,
 };
 use super::infer::settle_first;
 use super::layout::{from_header, headerless, is_header, CandleCols, Layout, TradeCols};
+use super::split::{Fields, Splitter};
 use super::text::{is_blank, LineSource};
 use super::{seq, Chunk, DecodeOptions, RecordReader};
 use crate::{ConnectorError, Result};
@@ -38,7 +38,7 @@ struct LineDecoder {
     file_symbol: String,
     /// Scratch for prefix plus the symbol column.
     sym: String,
-    ranges: Vec<(usize, usize)>,
+    splitter: Splitter,
     source: String,
     file_index: u32,
     row: u64,
@@ -56,7 +56,7 @@ impl CsvReader {
         file_symbol: Option<String>,
         opts: &DecodeOptions,
     ) -> Result<Option<CsvReader>> {
-        let mut ranges = Vec::new();
+        let mut splitter = Splitter::default();
         let layout = loop {
             let (_, line) = match lines
                 .next_line()
@@ -66,11 +66,9 @@ impl CsvReader {
                 Some((_, l)) if is_blank(l) => continue,
                 Some(l) => l,
             };
-            split_fields(line, &mut ranges);
-            let f = Fields {
-                line,
-                ranges: &ranges,
-            };
+            let f = splitter
+                .split(line)
+                .map_err(|reason| ConnectorError::format(display, reason))?;
             let layout = if is_header(&f) {
                 from_header(&f, opts.kind, opts.format)
             } else {
@@ -99,7 +97,7 @@ impl CsvReader {
             prefix: opts.symbol_prefix.clone(),
             file_symbol,
             sym: String::with_capacity(64),
-            ranges,
+            splitter,
             source: display.to_string(),
             file_index: opts.file_index,
             row: 0,
@@ -157,32 +155,29 @@ impl LineDecoder {
     fn decode(&mut self, line: &[u8], position: u64, chunk: &mut Chunk) {
         let seq = seq(self.file_index, self.row);
         self.row += 1;
-        split_fields(line, &mut self.ranges);
-        let f = Fields {
-            line,
-            ranges: &self.ranges,
-        };
-        let result = match &self.layout {
-            Layout::Trades(c) => trade(c, &f, &self.prefix, &mut self.sym).map(|mut t| {
-                t.seq = seq;
-                let symbol = if c.symbol.is_some() {
-                    &self.sym
-                } else {
-                    &self.file_symbol
-                };
-                chunk.push_trade(symbol, t);
-            }),
-            Layout::Candles(c) => {
-                candle(c, &f, &self.prefix, &mut self.sym, self.resolution).map(|mut k| {
-                    k.seq = seq;
+        let result = match self.splitter.split(line) {
+            Err(detail) => Err((RejectReason::ParseError, detail)),
+            Ok(f) => match &self.layout {
+                Layout::Trades(c) => trade(c, &f, &self.prefix, &mut self.sym).map(|mut t| {
+                    t.seq = seq;
                     let symbol = if c.symbol.is_some() {
                         &self.sym
                     } else {
                         &self.file_symbol
                     };
-                    chunk.push_candle(symbol, k);
-                })
-            }
+                    chunk.push_trade(symbol, t);
+                }),
+                Layout::Candles(c) => candle(c, &f, &self.prefix, &mut self.sym, self.resolution)
+                    .map(|mut k| {
+                        k.seq = seq;
+                        let symbol = if c.symbol.is_some() {
+                            &self.sym
+                        } else {
+                            &self.file_symbol
+                        };
+                        chunk.push_candle(symbol, k);
+                    }),
+            },
         };
         if let Err((reason, detail)) = result {
             chunk.push_reject(reject(reason, &self.source, position, seq, detail, line));

@@ -1,77 +1,7 @@
-//! Byte-level field helpers shared by the decoders: byte search, field splitting,
-//! number, boolean and timestamp parsing, price and quantity checks, file-name symbols.
+//! Byte-level field helpers shared by the decoders: number, boolean and timestamp
+//! parsing, price and quantity checks, file-name symbols.
 
 use operators::{Reject, RejectReason};
-
-/// Position of the first `needle` in `hay`, eight bytes at a time.
-#[inline]
-pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO.wrapping_mul(u64::from(needle));
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for c in &mut chunks {
-        if let Ok(word) = <[u8; 8]>::try_from(c) {
-            let w = u64::from_le_bytes(word) ^ pattern;
-            let zero = w.wrapping_sub(LO) & !w & HI;
-            if zero != 0 {
-                return Some(base + (zero.trailing_zeros() / 8) as usize);
-            }
-        }
-        base += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|i| base + i)
-}
-
-/// Splits `line` on commas into byte ranges (reusing `out`).
-#[inline]
-pub(crate) fn split_fields(line: &[u8], out: &mut Vec<(usize, usize)>) {
-    out.clear();
-    let mut start = 0;
-    for (i, &b) in line.iter().enumerate() {
-        if b == b',' {
-            out.push((start, i));
-            start = i + 1;
-        }
-    }
-    out.push((start, line.len()));
-}
-
-/// A field without surrounding blanks and double quotes.
-#[inline]
-pub(crate) fn clean(field: &[u8]) -> &[u8] {
-    let f = field.trim_ascii();
-    if f.len() >= 2 && f[0] == b'"' && f[f.len() - 1] == b'"' {
-        f[1..f.len() - 1].trim_ascii()
-    } else {
-        f
-    }
-}
-
-/// The fields of one CSV line, as ranges into it.
-#[derive(Clone, Copy)]
-pub(crate) struct Fields<'a> {
-    /// The line.
-    pub line: &'a [u8],
-    /// Byte range of each field.
-    pub ranges: &'a [(usize, usize)],
-}
-
-impl<'a> Fields<'a> {
-    /// Field `i`, cleaned (empty when out of range).
-    #[inline]
-    pub fn get(&self, i: usize) -> &'a [u8] {
-        match self.ranges.get(i) {
-            Some(&(s, e)) => clean(&self.line[s..e]),
-            None => &[],
-        }
-    }
-}
 
 /// Parses a decimal integer with an optional sign.
 #[inline]
@@ -276,17 +206,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn decode_fields_find_byte_matches_position() {
-        let hay = b"abcdefghijklmnopqrstuvwxyz,0123456789\n";
-        for (i, &b) in hay.iter().enumerate() {
-            assert_eq!(find_byte(hay, b), Some(i));
-        }
-        assert_eq!(find_byte(hay, b'#'), None);
-        assert_eq!(find_byte(b"", b'\n'), None);
-        assert_eq!(find_byte(&[0x8a, 0x0a, 0x8a], b'\n'), Some(1));
-    }
-
-    #[test]
     fn decode_fields_numbers_bools_and_timestamps() {
         assert_eq!(parse_i64(b"-42"), Some(-42));
         assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
@@ -329,7 +248,6 @@ mod tests {
         assert!(positive(b"inf", "price").is_err());
         assert!(positive(b"", "price").unwrap_err().contains("missing"));
         assert_eq!(positive(b"61837.63", "price"), Ok(61837.63));
-        assert_eq!(clean(b" \"BTC\" "), b"BTC");
         assert!(looks_numeric(b"12.5") && !looks_numeric(b"price") && !looks_numeric(b"inf"));
         assert_eq!(norm_name(b"Is_Buyer_Maker"), "isbuyermaker");
     }

@@ -1,7 +1,8 @@
 //! CSV layouts: which column holds which field, from a header line (canonical, Binance
 //! futures dumps) or from the shape of the first data line (headerless Binance dumps).
 
-use super::fields::{looks_numeric, norm_name, parse_bool, parse_i64, Fields};
+use super::fields::{looks_numeric, norm_name, parse_bool, parse_i64};
+use super::split::Fields;
 use super::{FormatHint, Kind};
 
 /// Column positions of a trades CSV.
@@ -270,15 +271,11 @@ pub(crate) fn headerless(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::fields::split_fields;
+    use crate::decode::split::Splitter;
 
     fn layout(line: &str, kind: Kind, format: FormatHint) -> Result<Layout, String> {
-        let mut ranges = Vec::new();
-        split_fields(line.as_bytes(), &mut ranges);
-        let f = Fields {
-            line: line.as_bytes(),
-            ranges: &ranges,
-        };
+        let mut splitter = Splitter::default();
+        let f = splitter.split(line.as_bytes())?;
         if is_header(&f) {
             from_header(&f, kind, format)
         } else {

@@ -1,5 +1,5 @@
 //! Input decoders: canonical and Binance trades and candles in CSV, JSON lines and
-//! Parquet, plain, gzip or zstd compressed (SPEC section 3).
+//! Parquet, plain, gzip or zstd compressed (README "Backfill runs", Inputs).
 //!
 //! Every reader yields bounded [`Chunk`]s; bad records become rejects inside the chunk.
 
@@ -71,6 +71,7 @@ mod layout;
 mod parquet_plan;
 mod parquet_reader;
 mod parquet_rows;
+mod split;
 mod text;
 
 pub use detect::{open, plan_file, Piece, RecordReader};

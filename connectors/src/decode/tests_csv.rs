@@ -358,6 +358,36 @@ fn decode_csv_rejects_and_numbering() {
 }
 
 #[test]
+fn decode_csv_rfc4180_quoted_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = "\"ts_ms\",\"symbol\",price,qty,is_buyer_maker,trade_id,exchange\n\
+                1000,\"BTC,USDT\",10,1,true,1,\"x \"\"y\"\"\"\n\
+                1001,\"ETH\"\"USDT\",\"10.5\",\"2\",\"false\",\"2\",\n\
+                1002,\"BTC,USDT,10,1,true,3,\n";
+    let path = write(dir.path(), "q.csv", text.as_bytes());
+    let d = read_all(&path, &opts(Kind::Trades, AUTO, "p:", 0)).expect("read");
+    let got: Vec<_> = d
+        .trades
+        .iter()
+        .map(|(s, t)| (s.as_str(), t.price, t.qty, t.is_buyer_maker, t.trade_id))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("p:BTC,USDT", 10.0, 1.0, true, 1),
+            ("p:ETH\"USDT", 10.5, 2.0, false, 2)
+        ]
+    );
+    assert_eq!(d.trades[0].1.exchange, stable_hash(b"x \"y\""));
+    assert_eq!(reasons(&d), vec![(ParseError, 4)]);
+    assert!(
+        d.rejects[0].detail.contains("not closed"),
+        "{}",
+        d.rejects[0].detail
+    );
+}
+
+#[test]
 fn decode_csv_chunks_are_bounded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut text = String::new();

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::fields::find_byte;
 use crate::{ConnectorError, Result};
 
 /// Size of the decoded-text buffer (it grows only for longer lines).
@@ -136,7 +135,7 @@ impl LineSource {
     pub fn next_line(&mut self) -> io::Result<Option<(u64, &[u8])>> {
         loop {
             let from = self.start + self.scanned;
-            if let Some(i) = find_byte(&self.buf[from..self.end], b'\n') {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[from..self.end]) {
                 let s = self.start;
                 let e = from + i;
                 self.last = s;

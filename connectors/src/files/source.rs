@@ -76,14 +76,12 @@ pub const MAX_AHEAD_CHUNKS: usize = 8;
 ///
 /// Workers read consecutive pieces of a file at once, so every reader but the one on
 /// the earliest piece is about a piece ahead of the frontier by construction; without
-/// the quarter piece it waits at every piece for the slowest reader (measured: 8-12% of
-/// the wall time of a 2-worker bars backfill; more slack gains little there and costs
-/// memory). With rolling features, each symbol's grid, indicators and co-moments run on
-/// one worker, so from one step to the next one worker can be busy with them while the
-/// other would stall at the budget; two more pieces let it keep reading through such a
-/// spell (measured: 10-20% of the wall time of a 2-worker every-set backfill, for about
-/// 75 MB more peak RSS at 10M trades; over a whole run both workers use about the same
-/// CPU).
+/// the quarter piece it waits at every piece for the slowest reader (more slack gains
+/// little in a bars backfill and costs memory). With rolling features, each symbol's
+/// grid, indicators and co-moments run on one worker, so from one step to the next one
+/// worker can be busy with them while the other would stall at the budget; two more
+/// pieces let it keep reading through such a spell, for some more peak memory (over a
+/// whole run both workers use about the same CPU).
 ///
 /// ```
 /// use connectors::files::{ahead_budget, MAX_AHEAD_CHUNKS};

@@ -1,4 +1,4 @@
-//! Feature rows as Kafka records (SPEC section 6): the row's Parquet columns as a JSON
+//! Feature rows as Kafka records: the row's Parquet columns as a JSON
 //! object, plus `schema` and `revision`, timestamps as epoch ms, nulls as JSON null;
 //! the key is the symbol, or `a|b` for a correlation pair.
 

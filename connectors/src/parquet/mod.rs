@@ -1,4 +1,5 @@
-//! The Parquet sink: Hive-partitioned feature files on an object store (SPEC section 6).
+//! The Parquet sink: Hive-partitioned feature files on an object store
+//! (README "Backfill runs", Output).
 
 mod rows;
 mod sets;

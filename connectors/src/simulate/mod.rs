@@ -1,4 +1,4 @@
-//! A seeded synthetic market (`marketflow simulate`, SPEC section 2): correlated
+//! A seeded synthetic market (`marketflow simulate`): correlated
 //! geometric Brownian motion with a BTC factor, Poisson trade arrivals, realistic trade
 //! sizes and sides. Same seed, same bytes: the module uses its own random number
 //! generator and its own `ln` / `exp`, so outputs never change with platforms or crates.

@@ -7,18 +7,7 @@
 //! are exactly specified and Rust never fuses them into FMAs. So a seed gives the same
 //! numbers, bit for bit, on every platform, forever.
 
-/// The 64-bit golden ratio, splitmix64's increment.
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// One step of splitmix64: advances `state` and returns the next output.
-#[inline]
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(GOLDEN);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use operators::splitmix::{splitmix64, GOLDEN};
 
 /// xoshiro256** with a cached second normal from the polar method.
 #[derive(Clone, Debug)]

@@ -168,7 +168,7 @@ impl BarAcc {
     }
 }
 
-/// One finished OHLCV bar (SPEC section 6, `bars`).
+/// One finished OHLCV bar: a row of the `bars` feature set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Bar {
     /// The instrument.

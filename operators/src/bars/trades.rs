@@ -168,7 +168,8 @@ impl TradeState {
                     continue;
                 }
                 if !run.sorted {
-                    // Stable, so equal keys keep their arrival order (SPEC section 5).
+                    // Stable, so equal keys keep their arrival order: bars open and close by
+                    // (ts_ms, trade_id, input order).
                     run.trades.sort_by_key(Trade::order_key);
                     run.sorted = true;
                 }

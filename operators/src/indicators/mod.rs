@@ -1,5 +1,6 @@
 //! The `indicators` operator: per symbol and resolution, indicators on the dense close
-//! grid and alerts, exactly as SPEC section 5 seeds them and nulls them.
+//! grid and alerts, seeded as pandas' `ewm(adjust=False)` and null while short of
+//! history (README "Feature definitions").
 
 mod state;
 

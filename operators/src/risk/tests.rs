@@ -6,14 +6,7 @@ use crate::comoments::tests::{close, random_bars, reference_grid, run, W};
 use crate::grid::GridPoint;
 use crate::risk::rolling::{Drawdowns, TailQuantile};
 use crate::risk::{RiskRow, Trend};
-
-/// A small deterministic generator (xorshift64).
-fn next(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
+use crate::splitmix::splitmix64 as next;
 
 /// The 5% quantile by sorting, and the mean of the values at or below it.
 fn sorted_tail(xs: &[f64]) -> (f64, f64) {
