@@ -146,7 +146,7 @@ fn launch_script_on_two_processes_gives_the_same_files_as_one_worker() {
     let names: Vec<_> = sets.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["alerts", "bars", "beta", "correlation", "indicators"]
+        ["alerts", "bars", "beta", "correlation", "indicators", "risk"]
     );
     for (name, s) in sets {
         assert!(s["rows"].as_u64().unwrap() > 0, "{name} has rows");
