@@ -267,7 +267,7 @@ fn a_missing_peer_times_out_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let (hosts, addresses) = hostfile(dir.path());
     let args = backfill_args(&dir.path().join("out"));
-    let env = [("MARKETFLOW_CONNECT_TIMEOUT", "1")];
+    let env = [("MARKETFLOW_CONNECT_TIMEOUT", "1s")];
     for (p, missing) in [(0, 1), (1, 0)] {
         let started = Instant::now();
         let out = spawn(&args, &hosts, p, 1, &env).wait_with_output().unwrap();
