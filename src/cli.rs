@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use connectors::decode::Kind;
+use dataflows::cluster::ClusterSpec;
 
 /// Incremental market features for crypto exchanges, on timely and differential dataflow.
 #[derive(Debug, Parser)]
@@ -75,8 +78,8 @@ pub struct ProduceArgs {
     #[arg(long, default_value_t = 0.0, value_name = "X")]
     pub speed: f64,
     /// What the inputs hold (default: the first configured source's kind).
-    #[arg(long, value_parser = ["trades", "candles"])]
-    pub kind: Option<String>,
+    #[arg(long, value_parser = kind_parser())]
+    pub kind: Option<Kind>,
 }
 
 /// Output formats of `consume`.
@@ -150,6 +153,24 @@ pub struct TimelyArgs {
     pub help: Option<bool>,
 }
 
+impl TimelyArgs {
+    /// The cluster the flags describe.
+    pub fn spec(&self) -> ClusterSpec {
+        ClusterSpec {
+            threads: self.threads,
+            processes: self.processes,
+            process: self.process,
+            hostfile: self.hostfile.clone(),
+            zerocopy: self.zerocopy,
+        }
+    }
+}
+
+/// `--kind`: `trades` or `candles`, into the decoders' [`Kind`].
+fn kind_parser() -> impl TypedValueParser<Value = Kind> {
+    PossibleValuesParser::new(Kind::ALL.map(Kind::name)).try_map(|s| s.parse::<Kind>())
+}
+
 /// `marketflow backfill`
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
@@ -160,8 +181,8 @@ pub struct BackfillArgs {
     #[arg(long, value_name = "URL")]
     pub output: Option<String>,
     /// What the inputs hold (default: the first configured source's kind).
-    #[arg(long, value_parser = ["trades", "candles"])]
-    pub kind: Option<String>,
+    #[arg(long, value_parser = kind_parser())]
+    pub kind: Option<Kind>,
     /// Keep events at or after TIME (RFC 3339 or epoch ms).
     #[arg(long, value_name = "TIME")]
     pub from: Option<String>,

@@ -2,13 +2,10 @@
 //! of the commands (README "Commands").
 
 mod cli;
-mod cluster;
 mod commands;
 mod config;
-mod config_keys;
+mod config_env;
 mod logging;
-mod peers;
-mod watchdog;
 
 use std::process::ExitCode;
 

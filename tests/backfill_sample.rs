@@ -43,7 +43,14 @@ fn checksum(out: &Path) -> Vec<(String, String)> {
     let names: Vec<_> = sets.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["alerts", "bars", "beta", "correlation", "indicators", "risk"]
+        [
+            "alerts",
+            "bars",
+            "beta",
+            "correlation",
+            "indicators",
+            "risk"
+        ]
     );
     sets.iter()
         .map(|(name, s)| {

@@ -146,7 +146,14 @@ fn launch_script_on_two_processes_gives_the_same_files_as_one_worker() {
     let names: Vec<_> = sets.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["alerts", "bars", "beta", "correlation", "indicators", "risk"]
+        [
+            "alerts",
+            "bars",
+            "beta",
+            "correlation",
+            "indicators",
+            "risk"
+        ]
     );
     for (name, s) in sets {
         assert!(s["rows"].as_u64().unwrap() > 0, "{name} has rows");
@@ -267,7 +274,7 @@ fn a_missing_peer_times_out_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let (hosts, addresses) = hostfile(dir.path());
     let args = backfill_args(&dir.path().join("out"));
-    let env = [("MARKETFLOW_CONNECT_TIMEOUT", "1")];
+    let env = [("MARKETFLOW_CONNECT_TIMEOUT", "1s")];
     for (p, missing) in [(0, 1), (1, 0)] {
         let started = Instant::now();
         let out = spawn(&args, &hosts, p, 1, &env).wait_with_output().unwrap();

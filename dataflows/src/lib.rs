@@ -3,6 +3,8 @@
 //! sinks, so the same events give the same rows.
 
 pub mod backfill;
+pub mod cluster;
+pub mod config;
 pub mod graph;
 pub mod live;
 pub mod progress;

@@ -21,6 +21,10 @@ use timely::dataflow::operators::{Concat, Inspect, Probe};
 use timely::dataflow::StreamVec;
 use timely::worker::Worker;
 
+mod build;
+
+pub use build::{check_topics, embedded_topics, LiveBuildError, LiveSpec};
+
 use crate::graph::{features, FeatureConfig, SetSinks};
 use crate::progress::{rows_out_key, Reporter, WorkerStats};
 
@@ -37,6 +41,8 @@ pub struct LiveJob {
     pub topic_prefix: String,
     /// Allowed lateness, ms (Parquet partitions wait for it).
     pub lateness_ms: i64,
+    /// The checkpoint cut the job resumes from, if any.
+    pub restored_cut: Option<i64>,
     /// Durable frontier found at start (the restored cut plus the allowed lateness):
     /// rows of Parquet partitions final at it were written before the job stopped and
     /// are not produced again.

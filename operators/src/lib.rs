@@ -7,6 +7,7 @@
 pub mod bars;
 pub mod checkpoint;
 pub mod comoments;
+pub mod duration;
 pub mod error;
 pub mod fixed;
 pub mod grid;
@@ -21,6 +22,7 @@ pub mod symbol;
 pub mod window;
 
 pub use bars::{Bar, BarAcc, Bars, BarsConfig, BarsStats};
+pub use duration::DurationMs;
 pub use error::OperatorError;
 pub use fixed::Fixed;
 pub use record::{Candle, Reject, RejectReason, SymbolBatch, Trade, NO_TRADE_ID};

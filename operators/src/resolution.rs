@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration::DurationMs;
 use crate::OperatorError;
 
 /// A bar size in milliseconds, with the label users wrote (`1s`, `1m`, `5m`).
@@ -21,9 +22,12 @@ pub struct Resolution {
 }
 
 impl Resolution {
-    /// Parses `<n><unit>` with unit `ms`, `s`, `m`, `h` or `d`.
+    /// Parses `<n><unit>` with unit `ms`, `s`, `m`, `h` or `d` (the config's
+    /// [`DurationMs`] rule: a bare number is rejected).
     pub fn parse(text: &str) -> Result<Resolution, OperatorError> {
-        let ms = parse_duration_ms(text)
+        let ms = DurationMs::parse(text)
+            .ok()
+            .map(|d| d.as_ms())
             .filter(|ms| *ms > 0)
             .ok_or_else(|| OperatorError::InvalidResolution(text.to_string()))?;
         Ok(Resolution::from_ms(ms))
@@ -56,23 +60,16 @@ impl Resolution {
     }
 }
 
-/// Parses a duration such as `250ms`, `2s`, `1m`, `1h`, `1d` (or a bare number of ms).
+/// Parses a duration found in input data (a candle's resolution or interval column):
+/// a bare integer is milliseconds, as the canonical candle columns hold them; anything
+/// else follows [`DurationMs::parse`] (`250ms`, `2s`, `1m`, `1h`, `1d`). Configuration
+/// and flags use [`DurationMs`], which rejects bare numbers.
 pub fn parse_duration_ms(text: &str) -> Option<i64> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: i64 = digits.parse().ok()?;
-    let factor = match unit.trim() {
-        "" | "ms" => 1,
-        "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    n.checked_mul(factor)
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    DurationMs::parse(text).ok().map(|d| d.as_ms())
 }
 
 /// Validates a set of resolutions: sorted, deduplicated, each a multiple of the finest.
@@ -101,6 +98,9 @@ mod tests {
         assert_eq!(parse_duration_ms("1s"), Some(1000));
         assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
         assert_eq!(parse_duration_ms("250ms"), Some(250));
+        assert_eq!(parse_duration_ms("60000"), Some(60_000));
+        assert_eq!(parse_duration_ms("soon"), None);
+        assert!(Resolution::parse("60000").is_err());
         assert!(Resolution::parse("0s").is_err());
         assert!(Resolution::parse("abc").is_err());
         assert!(Resolution::parse("5x").is_err());

@@ -4,19 +4,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use connectors::decode::{DecodeOptions, FormatHint, Kind};
 use connectors::manifest::{Manifest, RunInfo};
-use connectors::store::{list_inputs, Location};
+use connectors::store::list_inputs;
 use connectors::ConnectorError;
 use dataflows::backfill::{run_worker, BackfillJob, BackfillShared};
-use dataflows::graph::FeatureConfig;
-use operators::comoments::CoMomentConfig;
-use operators::indicators::IndicatorConfig;
-use operators::risk::RiskConfig;
+use dataflows::cluster::{self, watchdog};
 use operators::BarsConfig;
-use operators::FeatureSet;
 
 use crate::cli::BackfillArgs;
+use crate::commands::cluster_error;
 use crate::commands::time::parse_time;
 use crate::config::Validated;
 use crate::UsageError;
@@ -43,9 +39,9 @@ fn usage_if_input(e: ConnectorError) -> anyhow::Error {
 /// Runs a backfill to completion.
 pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
     let started = Instant::now();
-    crate::cluster::validate(&args.timely)?;
-    let source = config.config.sources.first().cloned().unwrap_or_default();
-    let (kind, format) = input_kind(&source, args.kind.as_deref());
+    let spec = args.timely.spec();
+    spec.validate().map_err(cluster_error)?;
+    let decode = config.config.first_source().decode_options(args.kind);
     let from_ms = args
         .from
         .as_deref()
@@ -61,33 +57,23 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
             return Err(UsageError(format!("--from ({f}) must be before --to ({t})")).into());
         }
     }
-    let output_url = args
-        .output
-        .clone()
-        .unwrap_or_else(|| config.config.sinks.parquet.output.clone());
-    let output = Location::parse(&output_url).map_err(|e| UsageError(format!("--output: {e}")))?;
+    let output = config
+        .config
+        .sinks
+        .parquet
+        .build(args.output.as_deref())
+        .map_err(|e| UsageError(format!("--output: {e}")))?;
     let inputs = list_inputs(&args.input).map_err(usage_if_input)?;
-    let decode = DecodeOptions {
-        kind,
-        format,
-        symbol_prefix: source.symbol_prefix.clone(),
-        file_index: 0,
-    };
     let units = connectors::files::plan_units(&inputs, &decode)?;
     let bars = BarsConfig::new(&config.resolutions)?;
-    let workers = args.timely.threads * args.timely.processes;
+    let workers = spec.workers();
     let run_id = args
         .run_id
         .clone()
         .unwrap_or_else(|| default_run_id(&inputs));
     let info = RunInfo {
         run_id: run_id.clone(),
-        kind: if kind == Kind::Candles {
-            "candles"
-        } else {
-            "trades"
-        }
-        .into(),
+        kind: decode.kind.name().into(),
         inputs: inputs.clone(),
         from_ms,
         to_ms,
@@ -98,7 +84,7 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
             .collect(),
         workers,
         processes: args.timely.processes,
-        feature_sets: enabled_sets(&config.config.features),
+        feature_sets: config.config.features.enabled_sets(),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
     let scratch = tempfile::Builder::new()
@@ -123,14 +109,14 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         chunk_rows: CHUNK_ROWS,
         scratch: scratch.path().to_path_buf(),
         output: output.clone(),
-        features: feature_config(bars, &config.config.features),
+        features: config.config.features.build(bars),
         info: info.clone(),
-        progress_interval: Duration::from_millis(config.progress_ms.max(1) as u64),
+        progress_interval: config.config.progress.build(),
         progress_bar: true,
     });
     if args.timely.process == 0 {
         let (info, output) = (info.clone(), output.clone());
-        crate::watchdog::on_failure(move |error| {
+        watchdog::on_failure(move |error| {
             let manifest = Manifest::build(info.clone(), &[], Some(error.to_string()));
             if let Err(e) = manifest.write(&output) {
                 tracing::warn!(error = %e, "could not write the failed run manifest");
@@ -143,22 +129,23 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         std::thread::spawn(move || loop {
             if let Some(error) = errors.get() {
                 std::thread::sleep(FAIL_GRACE);
-                crate::watchdog::fail(&format!("backfill failed: {error}"));
+                watchdog::fail(&format!("backfill failed: {error}"));
             }
             std::thread::sleep(Duration::from_millis(50));
         });
     }
     let (job2, shared2) = (job.clone(), shared.clone());
-    let guards = crate::cluster::execute(&args.timely, job_hash(&job), move |worker| {
+    let guards = cluster::execute(&spec, job_hash(&job), move |worker| {
         run_worker(worker, &job2, &shared2)
-    })?;
+    })
+    .map_err(cluster_error)?;
     let mut failure = shared.errors.get();
     for result in guards.join() {
         if let (Err(e), None) = (result, failure.as_ref()) {
             failure = Some(format!("a worker failed: {e}"));
         }
     }
-    crate::watchdog::disarm();
+    watchdog::disarm();
     if failure.is_none() {
         failure = shared.errors.get();
     }
@@ -221,57 +208,4 @@ fn default_run_id(inputs: &[String]) -> String {
     let now = chrono::Utc::now();
     let h = operators::route::stable_hash(inputs.join("\n").as_bytes());
     format!("{}-{:08x}", now.format("%Y%m%dT%H%M%SZ"), h as u32)
-}
-
-/// What a command reads: `--kind` if given, else the source's kind, and the source's
-/// accepted layouts.
-pub fn input_kind(
-    source: &crate::config::SourceConfig,
-    kind_arg: Option<&str>,
-) -> (Kind, FormatHint) {
-    let kind = match kind_arg.unwrap_or(source.kind.as_str()) {
-        "candles" => Kind::Candles,
-        _ => Kind::Trades,
-    };
-    let format = match source.format.as_str() {
-        "canonical" => FormatHint::Canonical,
-        "binance" => FormatHint::Binance,
-        _ => FormatHint::Auto,
-    };
-    (kind, format)
-}
-
-/// The graph's feature settings from the `[features]` section.
-pub fn feature_config(bars: BarsConfig, f: &crate::config::FeaturesConfig) -> FeatureConfig {
-    let window = f.rolling_window.max(2) as usize;
-    FeatureConfig {
-        bars,
-        indicators: f.indicators.then_some(IndicatorConfig {
-            window,
-            zscore_alert: f.zscore_alert,
-        }),
-        comoments: CoMomentConfig {
-            window,
-            benchmark: f.benchmark.clone(),
-            correlation: f.correlation,
-        },
-        beta: f.beta,
-        risk: f.risk.then_some(RiskConfig { window }),
-        checkpoint: None,
-    }
-}
-
-/// The feature sets a run with these settings writes.
-fn enabled_sets(f: &crate::config::FeaturesConfig) -> Vec<String> {
-    FeatureSet::ALL
-        .into_iter()
-        .filter(|s| match s {
-            FeatureSet::Bars => true,
-            FeatureSet::Beta => f.beta,
-            FeatureSet::Indicators | FeatureSet::Alerts => f.indicators,
-            FeatureSet::Correlation => f.correlation,
-            FeatureSet::Risk => f.risk,
-        })
-        .map(|s| s.name().to_string())
-        .collect()
 }

@@ -15,16 +15,11 @@ use crate::UsageError;
 
 /// The configured brokers; `embedded` only exists inside `marketflow run`.
 pub fn brokers(config: &Validated) -> anyhow::Result<KafkaSettings> {
-    let k = &config.config.kafka;
-    if k.brokers.trim() == "embedded" {
-        return Err(UsageError(
+    config.config.kafka.settings().ok_or_else(|| {
+        UsageError(
             "kafka.brokers is \"embedded\", which only exists inside `marketflow run`; set it in --config or with MARKETFLOW__KAFKA__BROKERS=host:port".into(),
         )
-        .into());
-    }
-    Ok(KafkaSettings {
-        brokers: k.brokers.clone(),
-        client: k.client.clone(),
+        .into()
     })
 }
 
@@ -36,8 +31,7 @@ pub fn run(args: ProduceArgs, config: Validated) -> anyhow::Result<()> {
             UsageError(format!("--speed must be 0 or positive, got {}", args.speed)).into(),
         );
     }
-    let source = config.config.sources.first().cloned().unwrap_or_default();
-    let (kind, format) = super::backfill::input_kind(&source, args.kind.as_deref());
+    let DecodeOptions { kind, format, .. } = config.config.first_source().decode_options(args.kind);
     let inputs = list_inputs(&args.input).map_err(|e| UsageError(e.to_string()))?;
     let started = Instant::now();
     let stats = produce_files(

@@ -22,7 +22,7 @@ pub fn stop_on_signal(stop: impl Fn() + Send + 'static) {
                 tracing::info!(
                     "stop requested: finishing in-flight work (signal again to exit now)"
                 );
-                crate::watchdog::stopping();
+                dataflows::cluster::watchdog::stopping();
                 stop();
             } else {
                 eprintln!("error: stopped by a second signal before the job finished");

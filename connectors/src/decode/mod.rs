@@ -18,6 +18,31 @@ pub enum Kind {
     Candles,
 }
 
+impl Kind {
+    /// Every kind, in the order of their names in messages and flags.
+    pub const ALL: [Kind; 2] = [Kind::Trades, Kind::Candles];
+
+    /// The name used in the config, on the command line and in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Trades => "trades",
+            Kind::Candles => "candles",
+        }
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+
+    /// Parses `trades` or `candles`.
+    fn from_str(s: &str) -> Result<Kind, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("`{s}` is not one of trades, candles"))
+    }
+}
+
 /// Which family of layouts to accept.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

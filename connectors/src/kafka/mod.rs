@@ -2,6 +2,7 @@
 //! event-time watermarks, the feature-topic and dead-letter sinks, JSON encoding of
 //! feature rows, loading files into a topic, and the embedded in-process broker.
 
+pub mod config;
 mod embedded;
 mod json;
 mod lag;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+pub use config::{KafkaConfig, KafkaSinkConfig, SourceConfig};
 pub use embedded::EmbeddedBroker;
 pub use json::{row_key, rows_to_json, KafkaRecord};
 pub use latency::{LatencySummary, WatermarkLatency};

@@ -15,6 +15,39 @@ static ACTION: Mutex<Option<FailureAction>> = Mutex::new(None);
 static FAILING: AtomicBool = AtomicBool::new(false);
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
+/// What the panic hook does with a panic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A network thread of peer `N` panicked while the job stops: expected, logged.
+    PeerClosedWhileStopping(usize),
+    /// A network thread of peer `N` panicked: the connection is lost, the run fails.
+    PeerLost(usize),
+    /// Another thread panicked after the run failed or ended: stay quiet.
+    Quiet,
+    /// Another thread panicked: the previous hook reports it.
+    Report,
+}
+
+/// The decision of the panic hook for a panic on thread `thread`, given whether a stop
+/// was requested and whether the run already failed or ended.
+pub fn verdict(thread: Option<&str>, stopping: bool, failing: bool) -> Verdict {
+    match thread.and_then(network_peer) {
+        Some(peer) if stopping => Verdict::PeerClosedWhileStopping(peer),
+        Some(peer) => Verdict::PeerLost(peer),
+        None if failing => Verdict::Quiet,
+        None => Verdict::Report,
+    }
+}
+
+/// The message for a lost connection to `peer` (`process N (address)`), from the
+/// network thread's panic text.
+pub fn lost_message(peer: &str, cause: &str) -> String {
+    let cause = cause
+        .strip_prefix("timely communication error: ")
+        .unwrap_or(cause);
+    format!("lost connection to {peer}: {cause} (it crashed, was stopped or failed: see its log)")
+}
+
 /// Installs the panic hook for a cluster of `addresses` (index = process).
 pub fn install(addresses: Vec<String>) {
     if ADDRESSES.set(addresses).is_err() {
@@ -23,22 +56,19 @@ pub fn install(addresses: Vec<String>) {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let thread = std::thread::current();
-        match thread.name().and_then(network_peer) {
-            Some(peer) if STOPPING.load(Ordering::SeqCst) => {
+        let stopping = STOPPING.load(Ordering::SeqCst);
+        match verdict(thread.name(), stopping, FAILING.load(Ordering::SeqCst)) {
+            Verdict::PeerClosedWhileStopping(peer) => {
                 tracing::info!(peer = %describe(peer), "peer closed its connection while stopping");
             }
-            Some(peer) => {
-                let cause = payload_text(info.payload());
-                let cause = cause
-                    .strip_prefix("timely communication error: ")
-                    .unwrap_or(&cause);
-                fail(&format!(
-                    "lost connection to {}: {cause} (it crashed, was stopped or failed: see its log)",
-                    describe(peer)
+            Verdict::PeerLost(peer) => {
+                fail(&lost_message(
+                    &describe(peer),
+                    &payload_text(info.payload()),
                 ));
             }
-            None if FAILING.load(Ordering::SeqCst) => {}
-            None => previous(info),
+            Verdict::Quiet => {}
+            Verdict::Report => previous(info),
         }
     }));
 }
@@ -104,6 +134,36 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hook_fails_only_on_a_lost_peer() {
+        let send = Some("timely:send-2");
+        assert_eq!(verdict(send, false, false), Verdict::PeerLost(2));
+        assert_eq!(
+            verdict(send, true, false),
+            Verdict::PeerClosedWhileStopping(2)
+        );
+        assert_eq!(
+            verdict(Some("timely:recv-1"), false, true),
+            Verdict::PeerLost(1)
+        );
+        assert_eq!(verdict(Some("main"), false, false), Verdict::Report);
+        assert_eq!(verdict(None, false, false), Verdict::Report);
+        assert_eq!(verdict(Some("worker"), false, true), Verdict::Quiet);
+    }
+
+    #[test]
+    fn lost_messages_name_the_peer_and_cause() {
+        let m = lost_message("process 1 (h:2102)", "timely communication error: reset");
+        assert_eq!(
+            m,
+            "lost connection to process 1 (h:2102): reset (it crashed, was stopped or failed: see its log)"
+        );
+        assert_eq!(describe(7), "process 7");
+        assert_eq!(payload_text(&"boom"), "boom");
+        assert_eq!(payload_text(&String::from("bang")), "bang");
+        assert_eq!(payload_text(&5u8), "the connection failed");
+    }
 
     #[test]
     fn network_threads_are_recognised() {

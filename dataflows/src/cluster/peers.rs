@@ -7,7 +7,9 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::UsageError;
+use operators::duration::DurationMs;
+
+use super::ClusterError;
 
 /// First bytes of every greeting: "marketflow cluster, protocol 1".
 const MAGIC: [u8; 8] = *b"MFLOWCL1";
@@ -15,7 +17,7 @@ const MAGIC: [u8; 8] = *b"MFLOWCL1";
 const GREETING_LEN: usize = 8 + 5 * 8;
 /// Pause between connection attempts.
 const RETRY: Duration = Duration::from_millis(100);
-/// Environment variable: how long to wait for every peer (seconds, or `500ms`, `30s`).
+/// Environment variable: how long to wait for every peer (a duration: `500ms`, `30s`).
 pub const TIMEOUT_VAR: &str = "MARKETFLOW_CONNECT_TIMEOUT";
 /// Default of [`TIMEOUT_VAR`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -110,28 +112,23 @@ pub fn hosts_hash(addresses: &[String]) -> u64 {
 }
 
 /// The connect timeout from [`TIMEOUT_VAR`] (default 30 s).
-pub fn timeout_from_env() -> Result<Duration, UsageError> {
+pub fn timeout_from_env() -> Result<Duration, ClusterError> {
     match std::env::var(TIMEOUT_VAR) {
         Err(_) => Ok(DEFAULT_TIMEOUT),
-        Ok(v) => parse_timeout(&v).ok_or_else(|| {
-            UsageError(format!(
-                "{TIMEOUT_VAR}={v}: expected seconds (`30`, `2.5`) or a duration (`500ms`, `30s`)"
-            ))
-        }),
+        Ok(v) => {
+            parse_timeout(&v).map_err(|e| ClusterError::Timeout(format!("{TIMEOUT_VAR}={v}: {e}")))
+        }
     }
 }
 
-fn parse_timeout(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    let (num, scale) = if let Some(ms) = v.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(s) = v.strip_suffix('s') {
-        (s, 1.0)
-    } else {
-        (v, 1.0)
-    };
-    let secs = num.trim().parse::<f64>().ok()? * scale;
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
+/// A positive duration such as `500ms` or `30s` ([`DurationMs`]; a bare number is
+/// rejected).
+pub fn parse_timeout(v: &str) -> Result<Duration, String> {
+    let d = DurationMs::parse(v).map_err(|e| e.to_string())?;
+    if d.as_ms() == 0 {
+        return Err("must be positive (like 500ms or 30s)".into());
+    }
+    Ok(d.as_std())
 }
 
 /// Connects this process (`me.process`) to every other process of `addresses`.
@@ -141,7 +138,7 @@ pub fn connect(
     addresses: &[String],
     me: Greeting,
     timeout: Duration,
-) -> anyhow::Result<Vec<Option<TcpStream>>> {
+) -> Result<Vec<Option<TcpStream>>, ClusterError> {
     let index = me.process as usize;
     let deadline = Instant::now() + timeout;
     let listener = listen(&addresses[index], index)?;
@@ -179,18 +176,18 @@ fn detect_silent_loss(stream: &TcpStream) -> std::io::Result<()> {
 }
 
 /// Binds this process's address; a clash is a clear error naming the address.
-fn listen(address: &str, index: usize) -> anyhow::Result<TcpListener> {
+fn listen(address: &str, index: usize) -> Result<TcpListener, ClusterError> {
     let listener = TcpListener::bind(address).map_err(|e| {
         if e.kind() == ErrorKind::AddrInUse {
-            anyhow::anyhow!(
+            ClusterError::Connect(format!(
                 "port clash: cannot listen on {address} (process {index} in the hostfile): \
                  address already in use by another program or an earlier run"
-            )
+            ))
         } else {
-            anyhow::anyhow!(
+            ClusterError::Connect(format!(
                 "cannot listen on {address} (process {index} in the hostfile): {e}; \
                  is -p {index} the right index for this machine?"
-            )
+            ))
         }
     })?;
     listener.set_nonblocking(true)?;
@@ -217,15 +214,17 @@ fn connect_to(
     me: Greeting,
     deadline: Instant,
     timeout: Duration,
-) -> anyhow::Result<TcpStream> {
+) -> Result<TcpStream, ClusterError> {
     let who = format!("process {peer} ({address})");
     let mut stream = loop {
         match try_connect(address, deadline) {
             Ok(s) => break s,
-            Err(e) if Instant::now() + RETRY >= deadline => anyhow::bail!(
-                "cannot reach {who} within {:.1}s ({TIMEOUT_VAR}): {e}",
-                timeout.as_secs_f64()
-            ),
+            Err(e) if Instant::now() + RETRY >= deadline => {
+                return Err(ClusterError::Connect(format!(
+                    "cannot reach {who} within {:.1}s ({TIMEOUT_VAR}): {e}",
+                    timeout.as_secs_f64()
+                )))
+            }
             Err(_) => std::thread::sleep(RETRY),
         }
     };
@@ -235,23 +234,24 @@ fn connect_to(
         .max(RETRY);
     stream.set_read_timeout(Some(left))?;
     stream.set_write_timeout(Some(left))?;
-    stream
-        .write_all(&me.encode())
-        .map_err(|e| anyhow::anyhow!("lost connection to {who} while greeting it: {e}"))?;
+    stream.write_all(&me.encode()).map_err(|e| {
+        ClusterError::Connect(format!("lost connection to {who} while greeting it: {e}"))
+    })?;
     let peer_greeting = read_greeting(&mut stream)
-        .map_err(|e| anyhow::anyhow!("no greeting from {who}: {e}"))?
+        .map_err(|e| ClusterError::Connect(format!("no greeting from {who}: {e}")))?
         .ok_or_else(|| {
-            anyhow::anyhow!("{who} is not a marketflow process of this cluster (wrong greeting)")
+            ClusterError::Connect(format!(
+                "{who} is not a marketflow process of this cluster (wrong greeting)"
+            ))
         })?;
     if let Some(m) = me.mismatch(&peer_greeting, &who) {
-        return Err(UsageError(m).into());
+        return Err(ClusterError::Mismatch(m));
     }
     if peer_greeting.process != peer as u64 {
-        return Err(UsageError(format!(
+        return Err(ClusterError::Mismatch(format!(
             "{address} answered as process {} but the hostfile lists it as process {peer}",
             peer_greeting.process
-        ))
-        .into());
+        )));
     }
     Ok(stream)
 }
@@ -264,23 +264,28 @@ fn accept_from(
     deadline: Instant,
     timeout: Duration,
     streams: &mut [Option<TcpStream>],
-) -> anyhow::Result<()> {
+) -> Result<(), ClusterError> {
     let index = me.process as usize;
     while let Some(missing) = (index + 1..addresses.len()).find(|&p| streams[p].is_none()) {
         let (mut stream, from) = match listener.accept() {
             Ok(s) => s,
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 if Instant::now() >= deadline {
-                    anyhow::bail!(
+                    return Err(ClusterError::Connect(format!(
                         "process {missing} ({}) did not connect within {:.1}s ({TIMEOUT_VAR}); is it running?",
                         addresses[missing],
                         timeout.as_secs_f64()
-                    );
+                    )));
                 }
                 std::thread::sleep(RETRY / 4);
                 continue;
             }
-            Err(e) => anyhow::bail!("accepting connections on {}: {e}", addresses[index]),
+            Err(e) => {
+                return Err(ClusterError::Connect(format!(
+                    "accepting connections on {}: {e}",
+                    addresses[index]
+                )))
+            }
         };
         stream.set_nonblocking(false)?;
         stream.set_nodelay(true)?;
@@ -304,21 +309,19 @@ fn accept_from(
         // Answer first, so that the peer can report a mismatch too.
         let _ = stream.write_all(&me.encode());
         if let Some(m) = me.mismatch(&greeting, &who) {
-            return Err(UsageError(m).into());
+            return Err(ClusterError::Mismatch(m));
         }
         if peer <= index || peer >= addresses.len() {
-            return Err(UsageError(format!(
+            return Err(ClusterError::Mismatch(format!(
                 "a process from {from} connected as process {peer}; only processes {}..{} connect to process {index}",
                 index + 1,
                 addresses.len()
-            ))
-            .into());
+            )));
         }
         if streams[peer].is_some() {
-            return Err(UsageError(format!(
+            return Err(ClusterError::Mismatch(format!(
                 "two processes connected as process {peer} (the second from {from}): check -p"
-            ))
-            .into());
+            )));
         }
         streams[peer] = Some(stream);
     }
@@ -362,11 +365,36 @@ mod tests {
 
     #[test]
     fn timeouts_parse() {
-        assert_eq!(parse_timeout("2"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_timeout("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_timeout("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_timeout("0"), None);
-        assert_eq!(parse_timeout("soon"), None);
+        assert_eq!(parse_timeout("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_timeout("2").unwrap_err().contains("2s"));
+        assert!(parse_timeout("0s").unwrap_err().contains("positive"));
+        assert!(parse_timeout("soon").is_err());
+    }
+
+    #[test]
+    fn mismatches_are_usage_errors_naming_the_difference() {
+        let me = greeting(0, 2);
+        let other_n = Greeting {
+            processes: 3,
+            ..greeting(1, 2)
+        };
+        assert!(me.mismatch(&other_n, "p").unwrap().contains("-n 3"));
+        let other_hosts = Greeting {
+            hosts: 1,
+            ..greeting(1, 2)
+        };
+        assert!(me.mismatch(&other_hosts, "p").unwrap().contains("hostfile"));
+        let other_job = Greeting {
+            job: 1,
+            ..greeting(1, 2)
+        };
+        assert!(me
+            .mismatch(&other_job, "p")
+            .unwrap()
+            .contains("different job"));
+        assert_ne!(hosts_hash(&["a:1".into()]), hosts_hash(&["b:1".into()]));
     }
 
     #[test]

@@ -1,0 +1,249 @@
+//! Assembling a [`LiveJob`] from the configuration: the source topics and their
+//! partitions, the newest complete checkpoint to resume from, and one Kafka source per
+//! configured source.
+
+use std::sync::Arc;
+
+use connectors::checkpoint::{CheckpointStore, Expected};
+use connectors::kafka::{
+    topic_partitions, DoneRule, KafkaSettings, KafkaSinkConfig, KafkaSourceConfig,
+    SourceCheckpoints, SourceConfig,
+};
+use connectors::store::Location;
+use connectors::ConnectorError;
+use operators::checkpoint::CheckpointPlan;
+use operators::{BarsConfig, OperatorError, Resolution};
+use thiserror::Error;
+
+use super::LiveJob;
+use crate::config::{CheckpointConfig, FeaturesConfig, ProgressConfig, TimeConfig};
+
+/// Messages a Kafka source takes from one partition per activation.
+const MAX_POLL: usize = 10_000;
+
+/// Why a live job could not be assembled.
+#[derive(Debug, Error)]
+pub enum LiveBuildError {
+    /// Sources without a topic, one line each.
+    #[error("{}", .0.join("\n"))]
+    NoTopic(Vec<String>),
+    /// The checkpoints under the output cannot be read.
+    #[error("checkpoint: {0}")]
+    Checkpoint(ConnectorError),
+    /// Topic metadata could not be fetched.
+    #[error(transparent)]
+    Kafka(#[from] ConnectorError),
+    /// The bar settings are invalid.
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+}
+
+impl LiveBuildError {
+    /// True for a problem of the configuration or the output (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            LiveBuildError::NoTopic(_) | LiveBuildError::Checkpoint(_)
+        )
+    }
+}
+
+/// What a live job is built from: the configuration sections it reads, the brokers
+/// and output resolved by the command, and the size of the cluster.
+#[derive(Clone, Debug)]
+pub struct LiveSpec<'a> {
+    /// Brokers and client properties (the embedded broker's address for `embedded`).
+    pub settings: KafkaSettings,
+    /// `[[sources]]`
+    pub sources: &'a [SourceConfig],
+    /// `[time]`
+    pub time: &'a TimeConfig,
+    /// `[features]`
+    pub features: &'a FeaturesConfig,
+    /// The validated resolutions of `[features]`.
+    pub resolutions: &'a [Resolution],
+    /// `[checkpoint]`
+    pub checkpoint: &'a CheckpointConfig,
+    /// `[progress]`
+    pub progress: &'a ProgressConfig,
+    /// `[sinks.kafka]`
+    pub sink: &'a KafkaSinkConfig,
+    /// Parquet output root (also where checkpoints live).
+    pub output: Location,
+    /// Workers of the whole cluster.
+    pub workers: usize,
+}
+
+/// Checks that every source names a topic (before any broker is started).
+pub fn check_topics(sources: &[SourceConfig]) -> Result<(), LiveBuildError> {
+    let problems: Vec<String> = sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.topic.trim().is_empty())
+        .map(|(i, _)| format!("sources[{i}].topic: a live source needs a topic"))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(LiveBuildError::NoTopic(problems))
+    }
+}
+
+/// The topics an embedded broker needs: each source's topic with `partitions`
+/// partitions, and each source's one-partition dead-letter topic.
+pub fn embedded_topics(sources: &[SourceConfig], partitions: i32) -> Vec<(String, i32)> {
+    let mut topics: Vec<(String, i32)> = sources
+        .iter()
+        .map(|s| (s.topic.clone(), partitions))
+        .collect();
+    topics.extend(sources.iter().map(|s| (s.dead_letter_topic(), 1)));
+    topics
+}
+
+impl LiveJob {
+    /// Assembles the live job: fetches every source topic's partitions, finds the
+    /// newest complete checkpoint under the output (the states of every operator on
+    /// every worker and the offsets of every partition) and configures one Kafka
+    /// source per configured source to resume from it.
+    pub fn build(spec: LiveSpec<'_>) -> Result<LiveJob, LiveBuildError> {
+        check_topics(spec.sources)?;
+        let lateness_ms = spec.time.allowed_lateness.as_ms();
+        let done = DoneRule {
+            resolutions_ms: spec.resolutions.iter().map(|r| r.ms).collect(),
+            lateness_ms,
+        };
+        let meta = spec.settings.plain_consumer(None)?;
+        let mut partitions = Vec::new();
+        for s in spec.sources {
+            partitions.push(topic_partitions(&meta, &s.topic)?);
+        }
+        drop(meta);
+        let mut bars = BarsConfig::new(spec.resolutions)?;
+        bars.lateness_ms = lateness_ms;
+        let mut features = spec.features.build(bars);
+        let keep = spec.checkpoint.keep();
+        let store = CheckpointStore::new(spec.output.clone(), keep);
+        let expected = Expected {
+            workers: spec.workers,
+            operators: features.checkpointed_operators(),
+            partitions: spec
+                .sources
+                .iter()
+                .zip(&partitions)
+                .flat_map(|(s, ps)| ps.iter().map(|p| (s.name.clone(), *p)))
+                .collect(),
+        };
+        let loaded = store
+            .latest(&expected)
+            .map_err(LiveBuildError::Checkpoint)?;
+        let restored_cut = loaded.as_ref().map(|l| l.restore.cut);
+        let interval_ms = spec.checkpoint.interval.as_ms();
+        features.checkpoint = Some(CheckpointPlan {
+            interval_ms,
+            keep,
+            restore: loaded.as_ref().map(|l| Arc::new(l.restore.clone())),
+        });
+        let mut sources = Vec::new();
+        for (s, partitions) in spec.sources.iter().zip(partitions) {
+            let offsets = loaded.as_ref().map(|l| {
+                let mine = l
+                    .offsets
+                    .iter()
+                    .filter(|((source, _), _)| *source == s.name)
+                    .map(|((_, p), o)| (*p, *o))
+                    .collect();
+                (l.restore.cut, mine)
+            });
+            sources.push(KafkaSourceConfig {
+                settings: spec.settings.clone(),
+                name: s.name.clone(),
+                topic: s.topic.clone(),
+                partitions,
+                kind: s.kind,
+                symbol_prefix: s.symbol_prefix.clone(),
+                max_out_of_orderness_ms: spec.time.max_out_of_orderness.as_ms(),
+                idle_timeout: std::time::Duration::from_millis(
+                    spec.time.idle_timeout.as_ms().max(1) as u64,
+                ),
+                done: done.clone(),
+                checkpoints: SourceCheckpoints {
+                    store: store.clone(),
+                    interval_ms,
+                    restored: offsets,
+                },
+                max_poll: MAX_POLL,
+            });
+        }
+        Ok(LiveJob {
+            sources,
+            features,
+            output: spec.output,
+            topic_prefix: spec.sink.topic_prefix.clone(),
+            lateness_ms,
+            restored_cut,
+            restored_frontier: restored_cut.map(|cut| cut.saturating_add(lateness_ms)),
+            checkpoints: store,
+            progress_interval: spec.progress.build(),
+        })
+    }
+
+    /// A hash of what must be equal on every process of the job: the topics, their
+    /// partitions and the feature settings.
+    pub fn hash(&self) -> u64 {
+        operators::route::stable_hash(
+            format!(
+                "run\n{:?}\n{:?}",
+                self.sources
+                    .iter()
+                    .map(|s| (&s.topic, &s.partitions))
+                    .collect::<Vec<_>>(),
+                self.features
+            )
+            .as_bytes(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, topic: &str) -> SourceConfig {
+        SourceConfig {
+            name: name.into(),
+            topic: topic.into(),
+            ..SourceConfig::default()
+        }
+    }
+
+    #[test]
+    fn sources_need_topics() {
+        assert!(check_topics(&[source("a", "t")]).is_ok());
+        let e = check_topics(&[source("a", "t"), source("b", " "), source("c", "")]).unwrap_err();
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            "sources[1].topic: a live source needs a topic\nsources[2].topic: a live source needs a topic"
+        );
+    }
+
+    #[test]
+    fn embedded_topics_include_dead_letters() {
+        let topics = embedded_topics(&[source("a", "t1"), source("b", "t2")], 4);
+        assert_eq!(
+            topics,
+            [
+                ("t1".to_string(), 4),
+                ("t2".to_string(), 4),
+                ("dlq.a".to_string(), 1),
+                ("dlq.b".to_string(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unreadable_checkpoint_is_a_usage_error() {
+        let e = LiveBuildError::Checkpoint(ConnectorError::NoInput("x".into()));
+        assert!(e.is_usage() && e.to_string().starts_with("checkpoint: "));
+    }
+}
