@@ -5,8 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use connectors::decode::{Chunk, DecodeOptions, FormatHint, Kind};
-use connectors::kafka::{EmbeddedBroker, KafkaSettings, LiveProgress, SharedProducer, Speed};
+use connectors::kafka::{feed_in_background, EmbeddedBroker, LiveProgress, Speed};
 use connectors::sync::ErrorSlot;
 use dataflows::cluster::{self, watchdog};
 use dataflows::live::{check_topics, embedded_topics, run_worker, LiveJob, LiveShared, LiveSpec};
@@ -60,11 +59,14 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         // the whole sample stays readable even at --speed 0.
         let mut feed = settings.clone();
         feed.client.insert("compression.type".into(), "lz4".into());
-        feed_sample(
+        let stop = progress.clone();
+        feed_in_background(
             &feed,
             &c.sources[0].topic,
+            "binance_ws_trades_2024-08-08.csv.gz",
+            SAMPLE,
             Speed(args.speed),
-            progress.clone(),
+            move || stop.stop.load(Ordering::Relaxed),
         )?;
         _broker = Some(broker);
         settings
@@ -147,47 +149,4 @@ fn log_summary(progress: &LiveProgress) {
         latency_p50_p99_ms_by_set = %by_set.join(","),
         "live job stopped; sinks flushed and offsets committed"
     );
-}
-
-/// Feeds the bundled sample into `topic` from a background thread.
-fn feed_sample(
-    settings: &KafkaSettings,
-    topic: &str,
-    speed: Speed,
-    progress: Arc<LiveProgress>,
-) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("marketflow-sample-")
-        .tempdir()?;
-    let path = dir.path().join("binance_ws_trades_2024-08-08.csv.gz");
-    std::fs::write(&path, SAMPLE)?;
-    let (settings, topic) = (settings.clone(), topic.to_string());
-    std::thread::Builder::new()
-        .name("sample-feed".into())
-        .spawn(move || {
-            let _dir = dir;
-            let result = (|| -> connectors::Result<connectors::kafka::ProduceStats> {
-                let producer = SharedProducer::new(&settings)?;
-                let opts = DecodeOptions {
-                    kind: Kind::Trades,
-                    format: FormatHint::Auto,
-                    ..DecodeOptions::default()
-                };
-                let mut reader =
-                    connectors::decode::open(&path, "bundled sample", &Default::default(), &opts)?;
-                let stop = || progress.stop.load(Ordering::Relaxed);
-                connectors::kafka::produce_chunks(
-                    &producer,
-                    &topic,
-                    speed,
-                    |chunk: &mut Chunk| reader.read_chunk(8192, chunk),
-                    &stop,
-                )
-            })();
-            match result {
-                Ok(s) => tracing::info!(records = s.records, topic = %topic, "bundled sample fed"),
-                Err(e) => tracing::error!(error = %e, "feeding the bundled sample"),
-            }
-        })?;
-    Ok(())
 }

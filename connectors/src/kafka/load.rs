@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use operators::{Candle, Trade, NO_TRADE_ID};
 
-use crate::decode::Chunk;
+use crate::decode::{Chunk, DecodeOptions, FormatHint, Kind};
 use crate::kafka::SharedProducer;
-use crate::Result;
+use crate::{ConnectorError, Result};
 
 /// How fast to replay: `0` as fast as possible, `1` real time, `60` a minute per second.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -135,4 +135,47 @@ pub fn produce_chunks(
     }
     producer.flush()?;
     Ok(stats)
+}
+
+/// Feeds `bytes`, a trades file in any supported format (`name` is its file name, for
+/// format detection), into `topic` from a background thread at `speed`, until it ends
+/// or `stop` returns true; the outcome is logged. The live job's embedded default
+/// feeds the bundled sample this way.
+pub fn feed_in_background(
+    settings: &crate::kafka::KafkaSettings,
+    topic: &str,
+    name: &str,
+    bytes: &'static [u8],
+    speed: Speed,
+    stop: impl Fn() -> bool + Send + 'static,
+) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("marketflow-feed-")
+        .tempdir()
+        .map_err(|e| ConnectorError::io("a temporary folder", e))?;
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).map_err(|e| ConnectorError::io(path.display().to_string(), e))?;
+    let (settings, topic, name) = (settings.clone(), topic.to_string(), name.to_string());
+    std::thread::Builder::new()
+        .name("feed".into())
+        .spawn(move || {
+            let _dir = dir;
+            let result = (|| -> Result<ProduceStats> {
+                let producer = SharedProducer::new(&settings)?;
+                let opts = DecodeOptions {
+                    kind: Kind::Trades,
+                    format: FormatHint::Auto,
+                    ..DecodeOptions::default()
+                };
+                let mut reader = crate::decode::open(&path, &name, &Default::default(), &opts)?;
+                let next = |chunk: &mut Chunk| reader.read_chunk(8192, chunk);
+                produce_chunks(&producer, &topic, speed, next, &stop)
+            })();
+            match result {
+                Ok(s) => tracing::info!(records = s.records, topic = %topic, file = %name, "fed"),
+                Err(e) => tracing::error!(error = %e, file = %name, "feeding a file"),
+            }
+        })
+        .map_err(|e| ConnectorError::io("the feed thread", e))?;
+    Ok(())
 }

@@ -23,7 +23,7 @@ pub use config::{KafkaConfig, KafkaSinkConfig, SourceConfig};
 pub use embedded::EmbeddedBroker;
 pub use json::{row_key, rows_to_json, KafkaRecord};
 pub use latency::{LatencySummary, WatermarkLatency};
-pub use load::{candle_json, produce_chunks, trade_json, ProduceStats, Speed};
+pub use load::{candle_json, feed_in_background, produce_chunks, trade_json, ProduceStats, Speed};
 pub use offsets::{DoneRule, HOUR};
 /// The Kafka client library, for commands that read topics directly.
 pub use rdkafka;
