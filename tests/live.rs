@@ -105,14 +105,7 @@ fn parity(name: &str, start: impl Fn(&std::path::Path) -> Vec<Job>) {
         }
     }
     stop_all(jobs);
-    for set in [
-        "bars",
-        "indicators",
-        "correlation",
-        "beta",
-        "alerts",
-        "risk",
-    ] {
+    for set in FEATURE_SETS {
         for res in ["1s", "1m", "5m"] {
             let want = expected(set, res);
             let got = consume(&config, &format!("{prefix}{set}.{res}"));

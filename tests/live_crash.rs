@@ -325,14 +325,7 @@ fn assert_same_rows(what: &str, got: &[Map<String, Value>], want: &[Map<String, 
 fn check(s: &Scenario) {
     let live = s.dir.path().join("live");
     let final_hours = (s.watermark / HOUR) * HOUR;
-    for set in [
-        "bars",
-        "indicators",
-        "correlation",
-        "beta",
-        "alerts",
-        "risk",
-    ] {
+    for set in FEATURE_SETS {
         for res in ["1s", "1m", "5m"] {
             let backfill = parquet_rows(&s.backfill, set, res);
             let lake = sorted(parquet_rows(&live, set, res));

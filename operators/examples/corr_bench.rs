@@ -79,7 +79,6 @@ fn main() {
     let (times2, rows2, peers2) = (times.clone(), rows.clone(), peers.clone());
     let names: Vec<String> = (0..n).map(|i| format!("SYM{i:04}USDT")).collect();
     let benchmark = names[0].clone();
-    let args_risk = args.risk;
     timely::execute_from_args(args.rest.clone().into_iter(), move |worker| {
         let index = worker.index();
         *peers2.lock().unwrap() = worker.peers();
@@ -90,7 +89,7 @@ fn main() {
         };
         let mut input = InputHandle::new();
         let counted = rows2.clone();
-        let risk = args_risk;
+        let risk = args.risk;
         let probe = worker.dataflow::<i64, _, _>(|scope| {
             let grid = scope.input_from(&mut input);
             if risk {

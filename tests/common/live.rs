@@ -210,6 +210,16 @@ pub fn parquet_rows(out: &Path, set: &str, res: &str) -> Vec<serde_json::Map<Str
     rows
 }
 
+/// Every feature set the live job writes with the tests' configuration.
+pub const FEATURE_SETS: [&str; 6] = [
+    "bars",
+    "indicators",
+    "correlation",
+    "beta",
+    "alerts",
+    "risk",
+];
+
 pub fn key_of(m: &serde_json::Map<String, Value>) -> String {
     let s = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let we = m.get("window_end").and_then(Value::as_i64).unwrap_or(0);
