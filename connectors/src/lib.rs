@@ -13,5 +13,6 @@ pub mod rejects;
 pub mod simulate;
 pub mod store;
 pub mod sync;
+pub mod upload;
 
 pub use error::{ConnectorError, Result};

@@ -255,7 +255,7 @@ impl Location {
     }
 }
 
-fn join(prefix: &ObjectPath, rel: &str) -> ObjectPath {
+pub(crate) fn join(prefix: &ObjectPath, rel: &str) -> ObjectPath {
     let mut p = prefix.clone();
     for part in rel.split('/').filter(|s| !s.is_empty()) {
         p = p.join(part);

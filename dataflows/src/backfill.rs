@@ -10,7 +10,9 @@ use std::time::Duration;
 use connectors::decode::DecodeOptions;
 use connectors::files::{FileSource, FileSourceConfig, SourceProgress, Unit};
 use connectors::manifest::{Manifest, ReportStatus, RunEvent, RunInfo, WriteManifest};
-use connectors::parquet::{FeatureRow, ParquetSink, PartitionWritten};
+use connectors::parquet::{
+    FeatureRow, LakeMode, LakeSpec, ParquetSink, PartitionWritten, Partitioning,
+};
 use connectors::rejects::WriteRejects;
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
@@ -42,6 +44,8 @@ pub struct BackfillJob {
     pub scratch: PathBuf,
     /// The output root.
     pub output: Location,
+    /// The lake's time partition per resolution.
+    pub partitioning: Partitioning,
     /// Feature settings.
     pub features: FeatureConfig,
     /// Facts for the manifest.
@@ -91,7 +95,12 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
         let mut out = features(batches, source_rejects, &job.features, bars_stats, None);
         out.bars = out.bars.probe_with(&consumed);
         let mut sinks = LakeSinks {
-            output: job.output.clone(),
+            lake: LakeSpec {
+                output: job.output.clone(),
+                partitioning: job.partitioning,
+                lateness_ms: 0,
+                mode: LakeMode::Backfill,
+            },
             errors: errors.clone(),
             stats: stats.clone(),
             written: None,
@@ -133,7 +142,7 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
 /// The backfill's sinks: every set to the Parquet lake (a backfill's partitions are
 /// final when the input ends: no lateness), counting rows as `parquet:<set>`.
 struct LakeSinks<'scope> {
-    output: Location,
+    lake: LakeSpec,
     errors: ErrorSlot,
     stats: Rc<RefCell<WorkerStats>>,
     written: Option<StreamVec<'scope, i64, PartitionWritten>>,
@@ -143,7 +152,7 @@ impl<'scope> SetSinks<'scope> for LakeSinks<'scope> {
     fn attach<R: FeatureRow>(&mut self, rows: StreamVec<'scope, i64, R>) {
         let counted = self.stats.clone();
         let w = rows
-            .parquet_sink(self.output.clone(), 0, self.errors.clone())
+            .parquet_sink(self.lake.clone(), self.errors.clone())
             .inspect(move |p: &PartitionWritten| {
                 *counted
                     .borrow_mut()

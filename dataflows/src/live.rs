@@ -11,7 +11,7 @@ use connectors::kafka::{
     DeadLetterSink, DoneRule, KafkaFeatureSink, KafkaSource, KafkaSourceConfig, LiveProgress,
     SharedProducer, SourceProbes,
 };
-use connectors::parquet::{FeatureRow, ParquetSink};
+use connectors::parquet::{FeatureRow, LakeMode, LakeSpec, ParquetSink, Partitioning};
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
 use operators::checkpoint::{Snapshot, SnapshotSink};
@@ -37,6 +37,8 @@ pub struct LiveJob {
     pub features: FeatureConfig,
     /// Parquet output root.
     pub output: Location,
+    /// The lake's time partition per resolution.
+    pub partitioning: Partitioning,
     /// Feature topics are `<topic_prefix><set>.<resolution>`.
     pub topic_prefix: String,
     /// Allowed lateness, ms (Parquet partitions wait for it).
@@ -268,8 +270,12 @@ impl<'s> SetSinks<'s> for LiveSinks<'_, 's> {
         let counted = self.stats.clone();
         let parquet = rows
             .parquet_sink(
-                self.job.output.clone(),
-                self.job.lateness_ms,
+                LakeSpec {
+                    output: self.job.output.clone(),
+                    partitioning: self.job.partitioning,
+                    lateness_ms: self.job.lateness_ms,
+                    mode: LakeMode::Live,
+                },
                 self.errors.clone(),
             )
             .inspect(move |p| {

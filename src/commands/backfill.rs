@@ -109,6 +109,7 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         chunk_rows: CHUNK_ROWS,
         scratch: scratch.path().to_path_buf(),
         output: output.clone(),
+        partitioning: config.config.sinks.parquet.partitioning,
         features: config.config.features.build(bars),
         info: info.clone(),
         progress_interval: config.config.progress.build(),

@@ -83,6 +83,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         progress: &c.progress,
         sink: &c.sinks.kafka,
         output: output.clone(),
+        partitioning: c.sinks.parquet.partitioning,
         workers: spec.workers(),
     })
     .map_err(|e| -> anyhow::Error {

@@ -109,6 +109,37 @@ fn f64s(batch: &arrow_array::RecordBatch, name: &str) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// The partition directory of a row under `partitioning = "auto"`: hourly below a
+/// minute, daily below five minutes, monthly above (with a null hour).
+pub fn auto_partition(resolution: &str, window_end: i64) -> String {
+    let (n, unit) = resolution.split_at(resolution.len() - 1);
+    let ms = n.parse::<i64>().unwrap()
+        * match unit {
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            other => panic!("unit {other}"),
+        };
+    let dt = chrono::DateTime::from_timestamp_millis(window_end).unwrap();
+    let null = "__HIVE_DEFAULT_PARTITION__";
+    match ms {
+        ms if ms < 60_000 => format!(
+            "resolution={resolution}/dt={}/hour={}",
+            dt.format("%Y-%m-%d"),
+            dt.format("%H")
+        ),
+        ms if ms < 300_000 => format!(
+            "resolution={resolution}/dt={}/hour={null}",
+            dt.format("%Y-%m-%d")
+        ),
+        _ => format!(
+            "resolution={resolution}/dt={}/hour={null}",
+            dt.format("%Y-%m")
+        ),
+    }
+}
+
 /// Reads every bars file under `<out>/bars`, checking the schema, the partition path
 /// and the in-file order of each.
 pub fn read_bars(out: &Path) -> Vec<BarRow> {
@@ -180,22 +211,16 @@ pub fn read_bars(out: &Path) -> Vec<BarRow> {
         }
         let path = file.display().to_string();
         for r in &file_rows {
-            let dt = chrono::DateTime::from_timestamp_millis(r.window_end).unwrap();
-            let dir = format!(
-                "resolution={}/dt={}/hour={}",
-                r.resolution,
-                dt.format("%Y-%m-%d"),
-                dt.format("%H")
-            );
+            let dir = auto_partition(&r.resolution, r.window_end);
             assert!(path.contains(&dir), "{path} holds a row of {dir}");
         }
         let keys: Vec<_> = file_rows
             .iter()
-            .map(|r| (r.symbol.clone(), r.window_end))
+            .map(|r| (r.window_end, r.symbol.clone()))
             .collect();
         let mut sorted = keys.clone();
         sorted.sort();
-        assert_eq!(keys, sorted, "{path} is sorted by (symbol, window_end)");
+        assert_eq!(keys, sorted, "{path} is sorted by (window_end, symbol)");
         rows.extend(file_rows);
     }
     rows.sort_by(|a, b| {

@@ -13,6 +13,24 @@ pub enum Compression {
     Zstd,
 }
 
+/// How the lake's time partitions are sized, per resolution
+/// (`sinks.parquet.partitioning`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Partitioning {
+    /// Hourly under a minute, daily under five minutes, monthly from five minutes up:
+    /// a partition holds about a thousand rows per symbol or more (fewer only for
+    /// hourly and daily bars, where a month is the coarsest partition).
+    #[default]
+    Auto,
+    /// `dt=YYYY-MM-DD/hour=HH` for every resolution.
+    Hour,
+    /// `dt=YYYY-MM-DD` for every resolution.
+    Day,
+    /// `dt=YYYY-MM` for every resolution.
+    Month,
+}
+
 /// `[sinks.parquet]`
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct ParquetSinkConfig {
@@ -22,6 +40,9 @@ pub struct ParquetSinkConfig {
     /// Parquet compression (only `zstd` is supported).
     #[serde(default)]
     pub compression: Compression,
+    /// The time partition of each resolution (default `auto`).
+    #[serde(default)]
+    pub partitioning: Partitioning,
 }
 
 fn default_output() -> String {
@@ -33,6 +54,7 @@ impl Default for ParquetSinkConfig {
         ParquetSinkConfig {
             output: default_output(),
             compression: Compression::default(),
+            partitioning: Partitioning::default(),
         }
     }
 }
@@ -54,6 +76,10 @@ mod tests {
         assert_eq!(c.compression, Compression::Zstd);
         assert_eq!(c.output, "file://./out");
         assert!(toml::from_str::<ParquetSinkConfig>("compression = \"snappy\"").is_err());
+        assert_eq!(c.partitioning, Partitioning::Auto);
+        let c: ParquetSinkConfig = toml::from_str("partitioning = \"month\"").unwrap();
+        assert_eq!(c.partitioning, Partitioning::Month);
+        assert!(toml::from_str::<ParquetSinkConfig>("partitioning = \"week\"").is_err());
     }
 
     #[test]

@@ -1,11 +1,18 @@
-//! The Parquet sink: Hive-partitioned feature files on an object store
-//! (README "Backfill runs", Output).
+//! The Parquet sink: Hive-partitioned feature files on an object store, streamed out
+//! as rows become final (README "Output").
 
 pub mod config;
+mod file;
+mod layout;
+mod order;
 mod rows;
 mod sets;
 mod sink;
+#[cfg(test)]
+mod tests;
 
-pub use config::{Compression, ParquetSinkConfig};
-pub use rows::{encode_parquet, partition_dir, FeatureRow, SortKey};
-pub use sink::{hex_digest, ParquetSink, PartitionWritten, PART_FILE};
+pub use config::{Compression, ParquetSinkConfig, Partitioning};
+pub use file::{FileKey, ROW_GROUP};
+pub use layout::{FileRange, Span, HIVE_NULL, HOUR_MS, PART_FILE};
+pub use rows::{FeatureRow, SortKey};
+pub use sink::{hex_digest, LakeMode, LakeSpec, ParquetSink, PartitionWritten};

@@ -9,14 +9,11 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use operators::{Bar, FeatureSet, Resolution};
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-
-use crate::{ConnectorError, Result};
 
 /// Where a row goes in its file: by `group` (the symbol, or the pair), then window end,
 /// then `tail` (what tells apart rows of one symbol and window, e.g. an alert's kind).
@@ -181,14 +178,15 @@ impl FeatureRow for Bar {
     }
 }
 
-/// Encodes rows (already sorted) as one zstd-compressed Parquet file in memory.
-pub fn encode_parquet<R: FeatureRow>(rows: &[&R], path: &str) -> Result<Vec<u8>> {
-    let batch = R::to_batch(rows)?;
-    // Dictionary pages only for the string columns (symbols repeat; prices and
-    // statistics are mostly distinct, where a dictionary is work thrown away).
+/// The writer settings of every lake file of `R`: zstd, statistics on, row groups of
+/// [`ROW_GROUP`](crate::parquet::ROW_GROUP) rows, dictionary pages for the string
+/// columns only (symbols repeat; prices and statistics are mostly distinct, where a
+/// dictionary is work thrown away).
+pub(crate) fn writer_properties<R: FeatureRow>() -> WriterProperties {
     let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by("marketflow".to_string())
+        .set_max_row_group_row_count(Some(crate::parquet::ROW_GROUP))
         .set_dictionary_enabled(false);
     for field in R::schema().fields() {
         if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
@@ -196,32 +194,5 @@ pub fn encode_parquet<R: FeatureRow>(rows: &[&R], path: &str) -> Result<Vec<u8>>
                 props.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
         }
     }
-    let props = props.build();
-    let mut out = Vec::new();
-    let wrap = |source| ConnectorError::Parquet {
-        path: path.to_string(),
-        source,
-    };
-    let mut writer = ArrowWriter::try_new(&mut out, R::schema(), Some(props)).map_err(wrap)?;
-    writer.write(&batch).map_err(wrap)?;
-    writer.close().map_err(wrap)?;
-    Ok(out)
-}
-
-/// The Hive partition directory of a row: `<set>/resolution=<r>/dt=YYYY-MM-DD/hour=HH`,
-/// by window end.
-///
-/// ```
-/// let dir = connectors::parquet::partition_dir("bars", 60_000, 1_723_161_600_000);
-/// assert_eq!(dir, "bars/resolution=1m/dt=2024-08-09/hour=00");
-/// ```
-pub fn partition_dir(set: &str, resolution_ms: i64, window_end: i64) -> String {
-    let hour = window_end.div_euclid(3_600_000) * 3_600_000;
-    let dt = chrono::DateTime::from_timestamp_millis(hour).unwrap_or_default();
-    format!(
-        "{set}/resolution={}/dt={}/hour={}",
-        Resolution::from_ms(resolution_ms).label(),
-        dt.format("%Y-%m-%d"),
-        dt.format("%H")
-    )
+    props.build()
 }

@@ -9,6 +9,7 @@ use connectors::kafka::{
     topic_partitions, DoneRule, KafkaSettings, KafkaSinkConfig, KafkaSourceConfig,
     SourceCheckpoints, SourceConfig,
 };
+use connectors::parquet::Partitioning;
 use connectors::store::Location;
 use connectors::ConnectorError;
 use operators::checkpoint::CheckpointPlan;
@@ -70,6 +71,8 @@ pub struct LiveSpec<'a> {
     pub sink: &'a KafkaSinkConfig,
     /// Parquet output root (also where checkpoints live).
     pub output: Location,
+    /// The lake's time partition per resolution.
+    pub partitioning: Partitioning,
     /// Workers of the whole cluster.
     pub workers: usize,
 }
@@ -178,6 +181,7 @@ impl LiveJob {
             sources,
             features,
             output: spec.output,
+            partitioning: spec.partitioning,
             topic_prefix: spec.sink.topic_prefix.clone(),
             lateness_ms,
             restored_cut,

@@ -1,0 +1,272 @@
+//! [`OpenFile`]: the rows of one lake file on their way out. Rows are written as soon
+//! as they are final (the frontier has passed their window end plus the allowed
+//! lateness), in row groups of [`ROW_GROUP`] rows, into a file that becomes visible
+//! once, when the frontier has passed the file's end. Memory holds the rows not yet
+//! final and less than one row group, not the partition.
+
+use arrow_array::{Array, TimestampMillisecondArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+
+use crate::parquet::layout::{FileRange, Span, HOUR_MS, PART_FILE};
+use crate::parquet::order::sort_order;
+use crate::parquet::rows::{writer_properties, FeatureRow};
+use crate::parquet::sink::PartitionWritten;
+use crate::store::Location;
+use crate::upload::Upload;
+use crate::{ConnectorError, Result};
+
+/// Rows per row group. Every row group but a file's last holds exactly this many rows,
+/// whatever the batching upstream, so a file's bytes do not depend on the worker count.
+pub const ROW_GROUP: usize = 1 << 16;
+
+/// Which file a row goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FileKey {
+    /// The rows' resolution, ms.
+    pub resolution_ms: i64,
+    /// The partition's span.
+    pub span: Span,
+    /// The partition's start.
+    pub partition: i64,
+    /// The first window end the file may hold.
+    pub start: i64,
+    /// The end of the window ends the file may hold (exclusive): the file is complete
+    /// once the frontier has passed it plus the allowed lateness.
+    pub end: i64,
+}
+
+/// The rows of one file, and its writer once a row group was written.
+pub struct OpenFile<R: FeatureRow> {
+    key: FileKey,
+    pending: Vec<R>,
+    ready: Vec<R>,
+    writer: Option<ArrowWriter<Upload>>,
+    rows: u64,
+    first: i64,
+    last: i64,
+}
+
+fn parquet_error(path: &str) -> impl Fn(parquet::errors::ParquetError) -> ConnectorError + '_ {
+    move |source| ConnectorError::Parquet {
+        path: path.to_string(),
+        source,
+    }
+}
+
+impl<R: FeatureRow> OpenFile<R> {
+    /// An empty file.
+    pub fn new(key: FileKey) -> OpenFile<R> {
+        OpenFile {
+            key,
+            pending: Vec::new(),
+            ready: Vec::new(),
+            writer: None,
+            rows: 0,
+            first: i64::MAX,
+            last: i64::MIN,
+        }
+    }
+
+    /// Adds a row (possibly a revision of one already added).
+    pub fn push(&mut self, row: R) {
+        self.pending.push(row);
+    }
+
+    fn dir(&self) -> String {
+        let k = &self.key;
+        k.span.dir(R::SET.name(), k.resolution_ms, k.partition)
+    }
+
+    /// Moves the rows whose window end is below `final_below` into the file in file
+    /// order (the latest revision of a row replacing the earlier ones), and writes every
+    /// full row group.
+    pub fn advance(&mut self, final_below: i64, output: &Location) -> Result<()> {
+        let (done, rest): (Vec<R>, Vec<R>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|r| r.window_end() < final_below);
+        self.pending = rest;
+        if !done.is_empty() {
+            // Revisions of a row are final together: the first in file order is the
+            // latest, and the rest are dropped.
+            let revised = done.iter().any(|r| r.revision() > 0);
+            let order = sort_order(&done);
+            let mut slots: Vec<Option<R>> = done.into_iter().map(Some).collect();
+            let before = self.ready.len();
+            for i in order {
+                if let Some(row) = slots[i].take() {
+                    let same = revised
+                        && self.ready[before..]
+                            .last()
+                            .is_some_and(|prev| R::sort_cmp(prev, &row).is_eq());
+                    if !same {
+                        self.ready.push(row);
+                    }
+                }
+            }
+        }
+        while self.ready.len() >= ROW_GROUP {
+            let rest = self.ready.split_off(ROW_GROUP);
+            let group = std::mem::replace(&mut self.ready, rest);
+            self.write(&group, output)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, rows: &[R], output: &Location) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let dir = self.dir();
+        let writer = match self.writer.as_mut() {
+            Some(w) => w,
+            None => {
+                let upload = output.create(&format!("{dir}/part-{}.parquet", self.key.start))?;
+                let w = ArrowWriter::try_new(upload, R::schema(), Some(writer_properties::<R>()))
+                    .map_err(parquet_error(&dir))?;
+                self.writer.insert(w)
+            }
+        };
+        let refs: Vec<&R> = rows.iter().collect();
+        writer
+            .write(&R::to_batch(&refs)?)
+            .map_err(parquet_error(&dir))?;
+        self.rows += rows.len() as u64;
+        self.first = self.first.min(rows[0].window_end());
+        self.last = self.last.max(rows[rows.len() - 1].window_end());
+        Ok(())
+    }
+
+    /// Writes the remaining rows and makes the file visible; `None` when it holds no
+    /// rows. A file of a daily or monthly partition replaces the files of earlier runs
+    /// whose range it covers (and the covered part of those it overlaps).
+    pub fn commit(mut self, output: &Location, durable: bool) -> Result<Option<PartitionWritten>> {
+        self.advance(i64::MAX, output)?;
+        let rest = std::mem::take(&mut self.ready);
+        self.write(&rest, output)?;
+        let Some(writer) = self.writer.take() else {
+            return Ok(None);
+        };
+        let dir = self.dir();
+        let upload = writer.into_inner().map_err(parquet_error(&dir))?;
+        let range = match self.key.span {
+            Span::Hour if self.key.end - self.key.start == HOUR_MS => None,
+            _ => Some(FileRange {
+                first: self.first,
+                last: self.last,
+            }),
+        };
+        let name = range.map_or(PART_FILE.to_string(), |r| r.file_name());
+        let path = format!("{dir}/{name}");
+        let committed = upload.commit_as(&path, durable)?;
+        if let Some(range) = range {
+            replace_covered::<R>(output, &dir, &name, range, durable)?;
+        }
+        tracing::debug!(path = %path, rows = self.rows, bytes = committed.bytes, "partition file written");
+        Ok(Some(PartitionWritten {
+            set: R::SET.to_string(),
+            path,
+            rows: self.rows,
+            bytes: committed.bytes,
+            sha256: committed.sha256,
+            min_window_end: self.first,
+            max_window_end: self.last,
+        }))
+    }
+}
+
+/// Replaces the rows that earlier files of `dir` (other than `name`) hold within
+/// `range`: a file wholly inside it is deleted, one partly inside it is rewritten with
+/// only its rows outside it.
+fn replace_covered<R: FeatureRow>(
+    output: &Location,
+    dir: &str,
+    name: &str,
+    range: FileRange,
+    durable: bool,
+) -> Result<()> {
+    for file in output.list_files(dir)? {
+        let Some(other_name) = file.rsplit('/').next().filter(|n| *n != name) else {
+            continue;
+        };
+        let Some(other) = FileRange::parse(other_name) else {
+            continue;
+        };
+        if !range.overlaps(&other) {
+            continue;
+        }
+        if range.holds(other.first) && range.holds(other.last) {
+            output.delete(&file)?;
+        } else {
+            keep_outside::<R>(output, dir, &file, range, durable)?;
+        }
+        tracing::info!(file = %file, by = %name, "a rerun replaced rows of an earlier file");
+    }
+    Ok(())
+}
+
+/// Rewrites the file `from` of `dir` with only its rows outside `range`, named by their
+/// own range (replacing `from` when that is its name); deletes it when none are left.
+fn keep_outside<R: FeatureRow>(
+    output: &Location,
+    dir: &str,
+    from: &str,
+    range: FileRange,
+    durable: bool,
+) -> Result<()> {
+    let Some(bytes) = output.get(from)? else {
+        return Ok(());
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .and_then(|b| b.build())
+        .map_err(parquet_error(from))?;
+    let mut writer: Option<ArrowWriter<Upload>> = None;
+    let (mut first, mut last, mut dropped) = (i64::MAX, i64::MIN, 0);
+    for batch in reader {
+        let batch = batch?;
+        let ends = batch
+            .column_by_name("window_end")
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
+            .ok_or_else(|| arrow_schema::ArrowError::SchemaError("no window_end".into()))?;
+        let mask: arrow_array::BooleanArray = (0..ends.len())
+            .map(|i| Some(!range.holds(ends.value(i))))
+            .collect();
+        let kept = arrow_select::filter::filter_record_batch(&batch, &mask)?;
+        dropped += batch.num_rows() - kept.num_rows();
+        let ends = kept
+            .column_by_name("window_end")
+            .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>());
+        for t in ends.into_iter().flat_map(|a| a.values().iter()) {
+            (first, last) = (first.min(*t), last.max(*t));
+        }
+        if kept.num_rows() == 0 {
+            continue;
+        }
+        let w = match writer.as_mut() {
+            Some(w) => w,
+            None => {
+                let upload = output.create(&format!("{dir}/part-rewrite.parquet"))?;
+                let w = ArrowWriter::try_new(upload, R::schema(), Some(writer_properties::<R>()))
+                    .map_err(parquet_error(from))?;
+                writer.insert(w)
+            }
+        };
+        w.write(&kept).map_err(parquet_error(from))?;
+    }
+    if dropped == 0 {
+        return Ok(());
+    }
+    let to = writer
+        .map(|w| -> Result<String> {
+            let to = format!("{dir}/{}", FileRange { first, last }.file_name());
+            w.into_inner()
+                .map_err(parquet_error(from))?
+                .commit_as(&to, durable)?;
+            Ok(to)
+        })
+        .transpose()?;
+    if to.as_deref() != Some(from) {
+        output.delete(from)?;
+    }
+    Ok(())
+}
