@@ -73,6 +73,34 @@ def bars(path: str, r: int) -> pl.DataFrame:
     )
 
 
+def candle_bars(path: str, r: int) -> pl.DataFrame:
+    """Bars from canonical candles (ts_ms = open time, symbol, open, high, low, close,
+    volume) of resolution r or a divisor of it; the trade-level columns are null."""
+    t = pl.scan_parquet(path) if path.endswith(".parquet") else pl.scan_csv(path)
+    null = pl.lit(None, dtype=pl.Float64)
+    return (
+        t.with_columns(window_start=(pl.col("ts_ms") // r) * r)
+        .sort("symbol", "ts_ms")
+        .group_by("symbol", "window_start")
+        .agg(
+            open=pl.col("open").first(),
+            high=pl.col("high").max(),
+            low=pl.col("low").min(),
+            close=pl.col("close").last(),
+            volume=pl.col("volume").sum(),
+        )
+        .with_columns(
+            quote_volume=null,
+            vwap=null,
+            trades=pl.lit(None, dtype=pl.Int64),
+            buy_volume=null,
+            sell_volume=null,
+            window_end=pl.col("window_start") + r,
+        )
+        .collect(engine="streaming")
+    )
+
+
 def grid(b: pl.DataFrame, r: int) -> pl.DataFrame:
     """The dense grid, sorted by symbol and time: close (forward filled), high / low
     (the close for a bar without trades), volume (0 without trades) and the log return."""
@@ -285,6 +313,7 @@ def main() -> None:
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--resolution", default="1m")
+    p.add_argument("--kind", choices=["trades", "candles"], default="trades")
     p.add_argument("--window", type=int, default=60)
     p.add_argument("--benchmark", default="BTCUSDT")
     p.add_argument("--zscore", type=float, default=3.0)
@@ -293,7 +322,7 @@ def main() -> None:
     args = p.parse_args()
     started = time.time()
     r = res_ms(args.resolution)
-    b = bars(args.input, r)
+    b = candle_bars(args.input, r) if args.kind == "candles" else bars(args.input, r)
     g = grid(b, r)
     ind, alerts = indicators(g, args.window, args.zscore)
     corr, beta = pairs(g, args.window, args.benchmark)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # pyenv.sh: creates (once) the local Python venv the tests' pandas cross-check uses,
-# `.venv/` at the repository root, with pinned pandas, numpy and pyarrow, and prints
+# `.venv/` at the repository root, with pinned pandas, numpy, pyarrow, polars and DuckDB
+# (the lake readers test), and prints
 # the path of its python. Idempotent: a marker file records the installed pins.
 # `scripts/pyenv.sh --check` installs nothing: it prints the path when the venv is
 # complete, else says so and exits 1 (the tests use it; scripts/test.sh installs).
@@ -8,7 +9,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${MARKETFLOW_VENV:-$ROOT/.venv}
-PINS="pandas==3.1.1 numpy==2.3.5 pyarrow==26.0.1"
+PINS="pandas==3.1.1 numpy==2.3.5 pyarrow==26.0.1 polars==2.1.0 duckdb==2.0.1"
 MARKER="$VENV/.marketflow-pins"
 
 if [ -x "$VENV/bin/python" ] && [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$PINS" ]; then

@@ -3,6 +3,7 @@
 //! the step that turns `[features]` into the graph's [`FeatureConfig`].
 
 use operators::comoments::CoMomentConfig;
+use operators::comoments::CorrelationLayout;
 use operators::duration::DurationMs;
 use operators::indicators::IndicatorConfig;
 use operators::risk::RiskConfig;
@@ -29,6 +30,10 @@ pub struct FeaturesConfig {
     /// Compute the correlation matrix.
     #[serde(default = "yes")]
     pub correlation: bool,
+    /// One record per pair (`pairs`, the default) or one matrix per window end
+    /// (`matrix`).
+    #[serde(default)]
+    pub correlation_layout: CorrelationLayout,
     /// Compute rolling beta against the benchmark.
     #[serde(default = "yes")]
     pub beta: bool,
@@ -70,6 +75,7 @@ impl Default for FeaturesConfig {
             rolling_window: default_rolling_window(),
             benchmark: default_benchmark(),
             correlation: true,
+            correlation_layout: CorrelationLayout::default(),
             beta: true,
             indicators: true,
             risk: true,
@@ -131,6 +137,7 @@ impl FeaturesConfig {
                 benchmark: self.benchmark.clone(),
                 correlation: self.correlation,
             },
+            correlation_layout: self.correlation_layout,
             beta: self.beta,
             risk: self.risk.then_some(RiskConfig { window }),
             checkpoint: None,

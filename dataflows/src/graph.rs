@@ -7,7 +7,10 @@ use std::rc::Rc;
 
 use connectors::parquet::FeatureRow;
 use operators::checkpoint::{CheckpointPlan, Checkpointing, SnapshotSink, StateKind};
-use operators::comoments::{BetaRow, CoMomentConfig, CoMomentLogic, CorrRow, RollingCoMoments};
+use operators::comoments::{
+    BetaRow, CoMomentConfig, CoMomentLogic, CorrMatrix, CorrRow, CorrelationLayout,
+    CorrelationMatrix, RollingCoMoments,
+};
 use operators::grid::{DenseGrid, DenseGridOp, LastBars};
 use operators::indicators::{AlertRow, IndicatorConfig, IndicatorLogic, IndicatorRow, Indicators};
 use operators::risk::{Risk, RiskConfig, RiskLogic, RiskRow};
@@ -24,6 +27,8 @@ pub struct FeatureConfig {
     pub indicators: Option<IndicatorConfig>,
     /// Correlation matrix and beta; `correlation = false` keeps beta only.
     pub comoments: CoMomentConfig,
+    /// How the correlation set is written.
+    pub correlation_layout: CorrelationLayout,
     /// Emit rolling beta (`features.beta`).
     pub beta: bool,
     /// Risk and trend measures (`features.risk`); `None` switches them off.
@@ -70,8 +75,10 @@ pub struct FeatureStreams<'scope> {
     pub indicators: Option<StreamVec<'scope, i64, IndicatorRow>>,
     /// Alerts, when indicators are on.
     pub alerts: Option<StreamVec<'scope, i64, AlertRow>>,
-    /// Correlation pairs, when the correlation matrix is on.
+    /// Correlation pairs, when the correlation matrix is on in the `pairs` layout.
     pub correlation: Option<StreamVec<'scope, i64, CorrRow>>,
+    /// Correlation matrices, when it is on in the `matrix` layout.
+    pub correlation_matrix: Option<StreamVec<'scope, i64, CorrMatrix>>,
     /// Rolling beta against the benchmark, when beta is on.
     pub beta: Option<StreamVec<'scope, i64, BetaRow>>,
     /// Risk rows, when risk is on.
@@ -103,6 +110,7 @@ pub fn features<'scope>(
         indicators: None,
         alerts: None,
         correlation: None,
+        correlation_matrix: None,
         beta: None,
         risk: None,
         rejects: source_rejects.concat(duplicates),
@@ -120,7 +128,14 @@ pub fn features<'scope>(
     }
     if config.needs_comoments() {
         let (correlation, beta) = grid.rolling_comoments(config.comoments.clone(), cp);
-        out.correlation = config.comoments.correlation.then_some(correlation);
+        if config.comoments.correlation {
+            match config.correlation_layout {
+                CorrelationLayout::Pairs => out.correlation = Some(correlation),
+                CorrelationLayout::Matrix => {
+                    out.correlation_matrix = Some(correlation.correlation_matrix())
+                }
+            }
+        }
         out.beta = config.beta.then_some(beta);
     }
     out
@@ -147,6 +162,9 @@ impl<'scope> FeatureStreams<'scope> {
             sinks.attach(s);
         }
         if let Some(s) = self.correlation {
+            sinks.attach(s);
+        }
+        if let Some(s) = self.correlation_matrix {
             sinks.attach(s);
         }
         if let Some(s) = self.risk {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use operators::comoments::{BetaRow, CorrRow};
+use operators::comoments::{BetaRow, CorrMatrix, CorrRow};
 use operators::indicators::{AlertRow, IndicatorRow};
 use operators::risk::RiskRow;
 use operators::FeatureSet;
@@ -118,6 +118,63 @@ impl FeatureRow for CorrRow {
             str_array(rows.iter().map(|r| &*r.symbol_a)),
             str_array(rows.iter().map(|r| &*r.symbol_b)),
             f64_array(rows.iter().map(|r| r.corr)),
+            i64_array(rows.iter().map(|r| Some(r.n))),
+        ];
+        RecordBatch::try_new(Self::schema(), columns)
+    }
+}
+
+/// The matrix layout: one row per (resolution, window end), the symbols and the upper
+/// triangle as list columns.
+impl FeatureRow for CorrMatrix {
+    const SET: FeatureSet = FeatureSet::Correlation;
+
+    fn resolution_ms(&self) -> i64 {
+        self.resolution_ms
+    }
+
+    fn window_end(&self) -> i64 {
+        self.window_end
+    }
+
+    fn sort_key(&self) -> SortKey<'_> {
+        SortKey {
+            group: ("", ""),
+            window_end: self.window_end,
+            tail: "",
+        }
+    }
+
+    fn schema() -> SchemaRef {
+        let item = |t: DataType| Arc::new(Field::new("item", t, true));
+        Arc::new(Schema::new(vec![
+            utf8("resolution"),
+            ts_field("window_end"),
+            Field::new("symbols", DataType::List(item(DataType::Utf8)), true),
+            Field::new("corr", DataType::List(item(DataType::Float64)), true),
+            Field::new("n", DataType::Int64, true),
+        ]))
+    }
+
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, ArrowError> {
+        use arrow_array::builder::{Float64Builder, ListBuilder, StringBuilder};
+        let mut symbols = ListBuilder::new(StringBuilder::new());
+        let mut corr = ListBuilder::new(Float64Builder::new());
+        for r in rows {
+            for s in &r.symbols {
+                symbols.values().append_value(&**s);
+            }
+            symbols.append(true);
+            for c in &r.corr {
+                corr.values().append_option(c.filter(|x| x.is_finite()));
+            }
+            corr.append(true);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            labels(rows.iter().map(|r| r.resolution_ms)),
+            ts_array(rows.iter().map(|r| r.window_end)),
+            Arc::new(symbols.finish()),
+            Arc::new(corr.finish()),
             i64_array(rows.iter().map(|r| Some(r.n))),
         ];
         RecordBatch::try_new(Self::schema(), columns)

@@ -9,10 +9,12 @@
 //! any number of workers. Work per bar is O(N²) for N symbols, state O(N·W + N²).
 //! Returns are broadcast; each worker owns the pairs of some blocks of the matrix.
 
+mod matrix;
 mod pairs;
 #[cfg(test)]
 pub(crate) mod tests;
 
+pub use matrix::{CorrMatrix, CorrelationMatrix, MatrixLogic};
 pub use pairs::{CoMoments, PairStats};
 
 use std::collections::BTreeMap;
@@ -74,6 +76,17 @@ pub struct CoMomentConfig {
     pub benchmark: String,
     /// Emit the full correlation matrix (otherwise only benchmark pairs are kept).
     pub correlation: bool,
+}
+
+/// How the correlation set is written (`features.correlation_layout`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CorrelationLayout {
+    /// One record per pair (resolution, window_end, symbol_a, symbol_b, corr, n).
+    #[default]
+    Pairs,
+    /// One [`CorrMatrix`] per (resolution, window end).
+    Matrix,
 }
 
 /// A return of one symbol at one grid time, as broadcast to the pair owners.

@@ -1,0 +1,200 @@
+//! The `matrix` layout of the correlation set (`features.correlation_layout`): one
+//! record per (resolution, window end) holding the symbols in order and the upper
+//! triangle of their correlations, instead of one record per pair.
+
+use serde::{Deserialize, Serialize};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::StreamVec;
+
+use crate::checkpoint::Checkpointed;
+use crate::comoments::CorrRow;
+use crate::window::{WindowLogic, WindowOperator};
+use crate::Symbol;
+
+/// One record of the correlation set in the matrix layout.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CorrMatrix {
+    /// Window length in ms.
+    pub resolution_ms: i64,
+    /// Window end, epoch ms.
+    pub window_end: i64,
+    /// The symbols with a full window, in byte order.
+    pub symbols: Vec<Symbol>,
+    /// The correlation of `symbols[i]` and `symbols[j]` for every `i < j`, row by row:
+    /// `(0,1), (0,2), …, (0,k-1), (1,2), …` ([`CorrMatrix::index`]); null where a
+    /// variance is 0.
+    pub corr: Vec<Option<f64>>,
+    /// Returns in the window (W).
+    pub n: i64,
+}
+
+impl CorrMatrix {
+    /// The position of the pair `(i, j)`, `i < j`, in [`CorrMatrix::corr`] for `k`
+    /// symbols.
+    ///
+    /// ```
+    /// use operators::comoments::CorrMatrix;
+    /// assert_eq!(CorrMatrix::index(4, 0, 1), 0);
+    /// assert_eq!(CorrMatrix::index(4, 0, 3), 2);
+    /// assert_eq!(CorrMatrix::index(4, 1, 2), 3);
+    /// assert_eq!(CorrMatrix::index(4, 2, 3), 5);
+    /// ```
+    pub fn index(k: usize, i: usize, j: usize) -> usize {
+        i * (2 * k - i - 1) / 2 + (j - i - 1)
+    }
+
+    /// The matrices of the pair rows of one window end (of any resolutions), one per
+    /// resolution.
+    pub fn gather(mut rows: Vec<CorrRow>) -> Vec<CorrMatrix> {
+        rows.sort_unstable_by(|a, b| {
+            (a.resolution_ms, &a.symbol_a, &a.symbol_b).cmp(&(
+                b.resolution_ms,
+                &b.symbol_a,
+                &b.symbol_b,
+            ))
+        });
+        rows.chunk_by(|a, b| a.resolution_ms == b.resolution_ms)
+            .map(|group| {
+                let mut symbols: Vec<Symbol> = group
+                    .iter()
+                    .flat_map(|r| [r.symbol_a.clone(), r.symbol_b.clone()])
+                    .collect();
+                symbols.sort_unstable();
+                symbols.dedup();
+                let k = symbols.len();
+                let at = |s: &Symbol| symbols.binary_search(s).unwrap_or(0);
+                let mut corr = vec![None; k * k.saturating_sub(1) / 2];
+                for r in group {
+                    let (i, j) = (at(&r.symbol_a), at(&r.symbol_b));
+                    if i < j {
+                        corr[CorrMatrix::index(k, i, j)] = r.corr;
+                    }
+                }
+                CorrMatrix {
+                    resolution_ms: group[0].resolution_ms,
+                    window_end: group[0].window_end,
+                    n: group.iter().map(|r| r.n).max().unwrap_or(0),
+                    symbols,
+                    corr,
+                }
+            })
+            .collect()
+    }
+
+    /// The pair rows of the matrix, in (symbol_a, symbol_b) order.
+    pub fn pairs(&self) -> Vec<CorrRow> {
+        let k = self.symbols.len();
+        let mut out = Vec::with_capacity(self.corr.len());
+        for i in 0..k {
+            for j in i + 1..k {
+                out.push(CorrRow {
+                    resolution_ms: self.resolution_ms,
+                    window_end: self.window_end,
+                    symbol_a: self.symbols[i].clone(),
+                    symbol_b: self.symbols[j].clone(),
+                    corr: self.corr[CorrMatrix::index(k, i, j)],
+                    n: self.n,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Gathers the pair rows of each window end into matrices; it keeps no state.
+#[derive(Default)]
+pub struct MatrixLogic;
+
+impl Checkpointed for MatrixLogic {
+    const NAME: &'static str = "correlation_matrix";
+    type State = ();
+}
+
+impl WindowLogic for MatrixLogic {
+    type In = CorrRow;
+    type Out = Vec<CorrMatrix>;
+
+    fn window_end(r: &CorrRow) -> i64 {
+        r.window_end
+    }
+
+    fn on_window(&mut self, _end: i64, records: Vec<CorrRow>, out: &mut Vec<CorrMatrix>) {
+        out.extend(CorrMatrix::gather(records));
+    }
+
+    fn snapshot(&self) {}
+
+    fn restore(&mut self, _: ()) {}
+}
+
+/// Extension trait: the correlation pairs as matrices.
+pub trait CorrelationMatrix<'scope> {
+    /// One [`CorrMatrix`] per (resolution, window end), gathered on the worker of that
+    /// key, sent as soon as the window end is complete.
+    fn correlation_matrix(self) -> StreamVec<'scope, i64, CorrMatrix>;
+}
+
+impl<'scope> CorrelationMatrix<'scope> for StreamVec<'scope, i64, CorrRow> {
+    fn correlation_matrix(self) -> StreamVec<'scope, i64, CorrMatrix> {
+        let route = |r: &CorrRow| {
+            (r.window_end as u64)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(r.resolution_ms as u64)
+                >> 7
+        };
+        self.window_operator(Exchange::new(route), MatrixLogic, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(res: i64, a: &str, b: &str, corr: Option<f64>) -> CorrRow {
+        CorrRow {
+            resolution_ms: res,
+            window_end: 60_000,
+            symbol_a: a.into(),
+            symbol_b: b.into(),
+            corr,
+            n: 60,
+        }
+    }
+
+    #[test]
+    fn a_matrix_holds_exactly_its_pairs() {
+        let names = ["ETH", "BTC", "SOL", "ADA", "XRP"];
+        let mut sorted = names;
+        sorted.sort();
+        let mut rows = Vec::new();
+        for (i, a) in sorted.iter().enumerate() {
+            for (j, b) in sorted.iter().enumerate().skip(i + 1) {
+                let c = (i != 2).then_some((i * 10 + j) as f64 / 100.0);
+                rows.push(pair(1_000, a, b, c));
+            }
+        }
+        rows.push(pair(60_000, "BTC", "ETH", Some(0.5)));
+        rows.reverse();
+        let m = CorrMatrix::gather(rows.clone());
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].symbols.len(), 5);
+        assert_eq!(m[0].corr.len(), 10);
+        let mut back: Vec<CorrRow> = m.iter().flat_map(|x| x.pairs()).collect();
+        back.sort_by(|a, b| {
+            (a.resolution_ms, &a.symbol_a, &a.symbol_b).cmp(&(
+                b.resolution_ms,
+                &b.symbol_a,
+                &b.symbol_b,
+            ))
+        });
+        rows.sort_by(|a, b| {
+            (a.resolution_ms, &a.symbol_a, &a.symbol_b).cmp(&(
+                b.resolution_ms,
+                &b.symbol_a,
+                &b.symbol_b,
+            ))
+        });
+        assert_eq!(back, rows);
+        assert_eq!(m[1].corr, [Some(0.5)]);
+    }
+}
