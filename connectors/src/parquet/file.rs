@@ -39,7 +39,8 @@ pub struct FileKey {
 /// The rows of one file, and its writer once a row group was written.
 pub struct OpenFile<R: FeatureRow> {
     key: FileKey,
-    pending: Vec<R>,
+    /// Rows not yet final, by window end.
+    pending: std::collections::BTreeMap<i64, Vec<R>>,
     ready: Vec<R>,
     writer: Option<ArrowWriter<Upload>>,
     rows: u64,
@@ -59,7 +60,7 @@ impl<R: FeatureRow> OpenFile<R> {
     pub fn new(key: FileKey) -> OpenFile<R> {
         OpenFile {
             key,
-            pending: Vec::new(),
+            pending: Default::default(),
             ready: Vec::new(),
             writer: None,
             rows: 0,
@@ -70,7 +71,7 @@ impl<R: FeatureRow> OpenFile<R> {
 
     /// Adds a row (possibly a revision of one already added).
     pub fn push(&mut self, row: R) {
-        self.pending.push(row);
+        self.pending.entry(row.window_end()).or_default().push(row);
     }
 
     fn dir(&self) -> String {
@@ -82,10 +83,13 @@ impl<R: FeatureRow> OpenFile<R> {
     /// order (the latest revision of a row replacing the earlier ones), and writes every
     /// full row group.
     pub fn advance(&mut self, final_below: i64, output: &Location) -> Result<()> {
-        let (done, rest): (Vec<R>, Vec<R>) = std::mem::take(&mut self.pending)
-            .into_iter()
-            .partition(|r| r.window_end() < final_below);
-        self.pending = rest;
+        // Only the rows that became final move (a frontier that stands still while rows
+        // pour in costs nothing here).
+        let rest = self.pending.split_off(&final_below);
+        let done: Vec<R> = std::mem::replace(&mut self.pending, rest)
+            .into_values()
+            .flatten()
+            .collect();
         if !done.is_empty() {
             // Revisions of a row are final together: the first in file order is the
             // latest, and the rest are dropped.
@@ -105,10 +109,13 @@ impl<R: FeatureRow> OpenFile<R> {
                 }
             }
         }
-        while self.ready.len() >= ROW_GROUP {
-            let rest = self.ready.split_off(ROW_GROUP);
-            let group = std::mem::replace(&mut self.ready, rest);
-            self.write(&group, output)?;
+        let full = self.ready.len() / ROW_GROUP * ROW_GROUP;
+        if full > 0 {
+            let mut ready = std::mem::take(&mut self.ready);
+            self.ready = ready.drain(full..).collect();
+            for group in ready.chunks(ROW_GROUP) {
+                self.write(group, output)?;
+            }
         }
         Ok(())
     }

@@ -50,6 +50,18 @@ impl RollingMean {
     fn mean(&self) -> Option<f64> {
         (self.values.len() == self.len).then(|| self.sum.to_f64() / self.len as f64)
     }
+
+    /// `x` against the mean, exactly: `x · len` against the fixed-point sum (the f64
+    /// mean is rounded twice and can land on the wrong side of a tie).
+    fn cmp_to(&self, x: f64) -> std::cmp::Ordering {
+        (Fixed::from_f64(x).0 * self.len as i128).cmp(&self.sum.0)
+    }
+
+    /// This mean against `other`'s, exactly: `sum · other.len` against
+    /// `other.sum · len`.
+    fn cmp_mean(&self, other: &RollingMean) -> std::cmp::Ordering {
+        (self.sum.0 * other.len as i128).cmp(&(other.sum.0 * self.len as i128))
+    }
 }
 
 /// Risk state of one symbol and resolution.
@@ -152,13 +164,15 @@ impl RiskState {
         let (max, max_drawdown) = self.closes.summary().unwrap_or((p.close, 0.0));
         let sma_50 = self.sma_50.mean();
         let sma_200 = self.sma_200.mean();
-        let trend = sma_200.zip(sma_50).map(|(s200, s50)| {
-            if p.close > s50 && s50 > s200 {
-                Trend::Up
-            } else if p.close < s50 && s50 < s200 {
-                Trend::Down
-            } else {
-                Trend::Sideways
+        // Compared exactly: on flat stretches the close equals its moving averages.
+        let trend = sma_200.and(sma_50).map(|_| {
+            use std::cmp::Ordering::{Greater, Less};
+            let close = self.sma_50.cmp_to(p.close);
+            let long = self.sma_50.cmp_mean(&self.sma_200);
+            match (close, long) {
+                (Greater, Greater) => Trend::Up,
+                (Less, Less) => Trend::Down,
+                _ => Trend::Sideways,
             }
         });
         let volume_ma_20 = self.volume_20.mean();

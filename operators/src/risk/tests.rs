@@ -127,10 +127,19 @@ fn reference_row(pts: &[GridPoint], i: usize) -> Option<RiskRow> {
         atr_14: atr.filter(|_| i >= 14),
         sma_50,
         sma_200,
-        trend: sma_200.zip(sma_50).map(|(l, m)| {
-            if p.close > m && m > l {
+        trend: sma_200.and(sma_50).map(|_| {
+            // Exactly: every close as a 2^-64 fixed-point integer, sums from scratch.
+            let sum = |k: usize| -> i128 {
+                pts[i + 1 - k..=i]
+                    .iter()
+                    .map(|p| crate::Fixed::from_f64(p.close).0)
+                    .sum()
+            };
+            let close = crate::Fixed::from_f64(p.close).0 * 50;
+            let (s50, s200) = (sum(50), sum(200));
+            if close > s50 && s50 * 200 > s200 * 50 {
                 Trend::Up
-            } else if p.close < m && m < l {
+            } else if close < s50 && s50 * 200 < s200 * 50 {
                 Trend::Down
             } else {
                 Trend::Sideways
