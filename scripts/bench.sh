@@ -33,7 +33,9 @@
 #   BENCH_SKIP_BUILD=1              use target/release/marketflow as it is
 #   BENCH_BARS_ONLY=1               stop after the bars table; otherwise the script then
 #                                   runs scripts/bench_features.sh (every feature set vs
-#                                   polars, the correlation operator at N = 100 / 500) and
+#                                   polars, the correlation operator at N = 100 / 500),
+#                                   scripts/bench_shapes.sh (every set on the shapes A-D:
+#                                   dense, long and sparse, wide, daily equities) and
 #                                   scripts/bench_scaling.sh (1x1, 1x2, 2x1 processes x
 #                                   workers, SCALING_ROUNDS interleaved rounds) and
 #                                   scripts/bench_live.sh (the live job through
@@ -262,10 +264,12 @@ say "saved $BENCH_DIR/results.md; logs in $BENCH_DIR/logs, outputs in $BENCH_DIR
 if [ "${BENCH_BARS_ONLY:-0}" != 1 ]; then
     export BENCH_DIR BENCH_SEED
     scripts/bench_features.sh
+    BENCH_SKIP_BUILD=1 scripts/bench_shapes.sh
     BENCH_SKIP_BUILD=1 scripts/bench_scaling.sh
     BENCH_SKIP_BUILD=1 scripts/bench_live.sh
     BENCH_SKIP_BUILD=1 scripts/bench_checkpoint.sh
-    cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-scaling.md" \
+    cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-shapes.md" \
+        "$BENCH_DIR/results-scaling.md" \
         "$BENCH_DIR/results-live.md" "$BENCH_DIR/results-checkpoint.md" >"$BENCH_DIR/results-all.md"
     say "all tables: $BENCH_DIR/results-all.md"
 fi

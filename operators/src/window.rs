@@ -9,6 +9,7 @@
 //! `f` is complete.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -95,6 +96,12 @@ pub trait WindowOutputs: Default + 'static {
     fn send(&mut self, handles: &mut Self::Handles, caps: &[Capability<i64>]);
     /// Drops buffered rows (the operator has no capability left).
     fn clear(&mut self);
+    /// Rows buffered.
+    fn len(&self) -> usize;
+    /// True when no row is buffered.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The handle of one `Vec<A>` output.
@@ -128,6 +135,10 @@ impl<A: Clone + 'static> WindowOutputs for Vec<A> {
     fn clear(&mut self) {
         Vec::clear(self);
     }
+
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
 }
 
 impl<A: Clone + 'static, B: Clone + 'static> WindowOutputs for (Vec<A>, Vec<B>) {
@@ -150,6 +161,10 @@ impl<A: Clone + 'static, B: Clone + 'static> WindowOutputs for (Vec<A>, Vec<B>) 
     fn clear(&mut self) {
         self.0.clear();
         self.1.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.0.len() + self.1.len()
     }
 }
 
@@ -195,6 +210,12 @@ impl<S: Clone> BySeries<S> {
         self.states.extend(states);
     }
 }
+
+/// Rows an operator buffers before it sends them and yields (when many windows complete
+/// at once).
+const MAX_BUFFERED: usize = 1 << 16;
+/// Work per activation before an operator yields (when many windows complete at once).
+const BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Extension trait: runs a [`WindowLogic`] over a stream.
 ///
@@ -261,7 +282,9 @@ impl<'scope, D: Clone + 'static> WindowOperator<'scope, D> for StreamVec<'scope,
         P: ParallelizationContract<i64, Vec<D>>,
     {
         let (index, peers) = (self.scope().index(), self.scope().peers());
+        let scope = self.scope();
         let mut builder = OperatorBuilder::new(L::NAME.to_owned(), self.scope());
+        let activator = scope.activator_for(builder.operator_info().address);
         let mut input = builder.new_input(self, pact);
         let (mut handles, streams) = L::Out::new_outputs(&mut builder);
         builder.build(move |caps| {
@@ -288,9 +311,22 @@ impl<'scope, D: Clone + 'static> WindowOperator<'scope, D> for StreamVec<'scope,
                     }
                 });
                 let f = frontiers[0].frontier().first().copied().unwrap_or(i64::MAX);
+                let started = Instant::now();
                 while let Some(entry) = pending.first_entry() {
                     if *entry.key() > f {
                         break;
+                    }
+                    if out.len() >= MAX_BUFFERED || started.elapsed() > BUDGET {
+                        // Many windows completed at once (the input jumped ahead): send
+                        // what is done, move the outputs' time up to the window before
+                        // the next (every window up to it is out), and go on at the next
+                        // activation, so that the operators downstream take these rows
+                        // first and memory holds a few windows, not the whole jump.
+                        let next = *entry.key();
+                        held.send(&mut out, &mut handles);
+                        held.advance(next - 1);
+                        activator.activate();
+                        return;
                     }
                     if let Some(cp) = cp.as_mut() {
                         // The state before the first window at or after a cut.

@@ -44,41 +44,61 @@ impl CorrMatrix {
     }
 
     /// The matrices of the pair rows of one window end (of any resolutions), one per
-    /// resolution.
-    pub fn gather(mut rows: Vec<CorrRow>) -> Vec<CorrMatrix> {
-        rows.sort_unstable_by(|a, b| {
-            (a.resolution_ms, &a.symbol_a, &a.symbol_b).cmp(&(
-                b.resolution_ms,
-                &b.symbol_a,
-                &b.symbol_b,
-            ))
-        });
-        rows.chunk_by(|a, b| a.resolution_ms == b.resolution_ms)
+    /// resolution. Symbols are told apart by address first (the rows of one worker
+    /// share one allocation per symbol), so a row costs two map lookups, not string
+    /// comparisons.
+    pub fn gather(rows: Vec<CorrRow>) -> Vec<CorrMatrix> {
+        use rustc_hash::FxHashMap;
+        let mut by_res: FxHashMap<i64, Vec<CorrRow>> = FxHashMap::default();
+        for r in rows {
+            by_res.entry(r.resolution_ms).or_default().push(r);
+        }
+        let mut out: Vec<CorrMatrix> = by_res
+            .into_values()
             .map(|group| {
-                let mut symbols: Vec<Symbol> = group
-                    .iter()
-                    .flat_map(|r| [r.symbol_a.clone(), r.symbol_b.clone()])
-                    .collect();
-                symbols.sort_unstable();
-                symbols.dedup();
+                // Distinct symbols: by address, then by name for a copy made elsewhere.
+                let mut by_addr: FxHashMap<usize, usize> = FxHashMap::default();
+                let mut by_name: FxHashMap<&str, usize> = FxHashMap::default();
+                let mut symbols: Vec<&Symbol> = Vec::new();
+                let mut ids: Vec<(usize, usize)> = Vec::with_capacity(group.len());
+                for r in &group {
+                    let mut pair = [0; 2];
+                    for (slot, s) in pair.iter_mut().zip([&r.symbol_a, &r.symbol_b]) {
+                        *slot = *by_addr.entry(s.addr()).or_insert_with(|| {
+                            *by_name.entry(s.as_str()).or_insert_with(|| {
+                                symbols.push(s);
+                                symbols.len() - 1
+                            })
+                        });
+                    }
+                    ids.push((pair[0], pair[1]));
+                }
+                // Rank in byte order.
+                let mut order: Vec<usize> = (0..symbols.len()).collect();
+                order.sort_unstable_by(|&a, &b| symbols[a].as_str().cmp(symbols[b].as_str()));
+                let mut rank = vec![0; symbols.len()];
+                for (r, &id) in order.iter().enumerate() {
+                    rank[id] = r;
+                }
                 let k = symbols.len();
-                let at = |s: &Symbol| symbols.binary_search(s).unwrap_or(0);
                 let mut corr = vec![None; k * k.saturating_sub(1) / 2];
-                for r in group {
-                    let (i, j) = (at(&r.symbol_a), at(&r.symbol_b));
+                for (row, &(a, b)) in group.iter().zip(&ids) {
+                    let (i, j) = (rank[a], rank[b]);
                     if i < j {
-                        corr[CorrMatrix::index(k, i, j)] = r.corr;
+                        corr[CorrMatrix::index(k, i, j)] = row.corr;
                     }
                 }
                 CorrMatrix {
                     resolution_ms: group[0].resolution_ms,
                     window_end: group[0].window_end,
                     n: group.iter().map(|r| r.n).max().unwrap_or(0),
-                    symbols,
+                    symbols: order.iter().map(|&id| symbols[id].clone()).collect(),
                     corr,
                 }
             })
-            .collect()
+            .collect();
+        out.sort_unstable_by_key(|m| m.resolution_ms);
+        out
     }
 
     /// The pair rows of the matrix, in (symbol_a, symbol_b) order.
