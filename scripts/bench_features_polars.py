@@ -46,19 +46,28 @@ def res_ms(label: str) -> int:
     raise SystemExit(f"bad resolution {label}")
 
 
-def bars(path: str, r: int) -> pl.DataFrame:
-    t = pl.scan_parquet(path).with_row_index("row")
-    t = t.unique(["symbol", "trade_id"], keep="first", maintain_order=True)
+def bars(path: str, r: int, plain: bool = False) -> pl.DataFrame:
+    """Bars from trades. By default as a feed needs them: duplicate trade ids dropped
+    (the first kept) and open / close by (time, trade id, row) whatever the file order.
+    With `plain`, the script a user writes for a clean, time-sorted file: no dedup,
+    open / close the first and last trade of the bar in file order."""
+    t = pl.scan_parquet(path)
+    if not plain:
+        t = t.with_row_index("row").unique(["symbol", "trade_id"], keep="first", maintain_order=True)
     t = t.with_columns(window_start=(pl.col("ts_ms") // r) * r)
-    order = pl.struct("ts_ms", "trade_id", "row")
     price, qty = pl.col("price"), pl.col("qty")
+    if plain:
+        first, last = price.first(), price.last()
+    else:
+        order = pl.struct("ts_ms", "trade_id", "row")
+        first, last = price.sort_by(order).first(), price.sort_by(order).last()
     return (
         t.group_by("symbol", "window_start")
         .agg(
-            open=price.sort_by(order).first(),
+            open=first,
             high=price.max(),
             low=price.min(),
-            close=price.sort_by(order).last(),
+            close=last,
             volume=qty.sum(),
             quote_volume=(price * qty).sum(),
             trades=pl.len(),
@@ -340,6 +349,8 @@ def main() -> None:
     p.add_argument("--output", required=True)
     p.add_argument("--resolution", default="1m")
     p.add_argument("--kind", choices=["trades", "candles"], default="trades")
+    p.add_argument("--plain", action="store_true",
+                   help="no dedup, open/close in file order: the plain script for a clean, time-sorted file")
     p.add_argument("--window", type=int, default=60)
     p.add_argument("--benchmark", default="BTCUSDT")
     p.add_argument("--zscore", type=float, default=3.0)
@@ -348,7 +359,7 @@ def main() -> None:
     args = p.parse_args()
     started = time.time()
     r = res_ms(args.resolution)
-    b = candle_bars(args.input, r) if args.kind == "candles" else bars(args.input, r)
+    b = candle_bars(args.input, r) if args.kind == "candles" else bars(args.input, r, args.plain)
     g = grid(b, r)
     ind, alerts = indicators(g, args.window, args.zscore)
     corr, beta = pairs(g, args.window, args.benchmark)

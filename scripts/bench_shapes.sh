@@ -11,7 +11,9 @@
 #   D  equities: 100 symbols, 10 years of daily candles, `resolutions = ["1d"]`,
 #      every set.
 # Each shape runs `marketflow backfill` with -w 1 and -w 2, then
-# scripts/bench_features_polars.py (all cores); GNU time gives wall seconds, CPU
+# scripts/bench_features_polars.py (all cores; on the trade shapes twice: with the
+# dedup a feed needs, and --plain, the script for a clean, time-sorted file, which
+# the simulated input is); GNU time gives wall seconds, CPU
 # seconds (user + sys) and peak RSS. W = 60 everywhere. Prints a markdown table (also
 # saved to $BENCH_DIR/results-shapes.md) with input rows per second, rows out, files
 # written and the ratios: polars wall / marketflow wall, and CPU of -w 2 / -w 1.
@@ -119,6 +121,21 @@ for shape in $SHAPES; do
         die "CORRECTNESS CHECK FAILED on shape $shape: polars and marketflow disagree"
     RATIOS+=("$(awk -v s="$shape" -v p="$WALL" -v a="${W[1]}" -v b="${W[2]}" -v c1="${C[1]}" -v c2="${C[2]}" \
         'BEGIN { printf "- %s: marketflow -w 1 is %.2fx polars, -w 2 is %.2fx; CPU of -w 2 / -w 1: %.2f", s, p / a, p / b, c2 / c1 }')")
+    if [ "$kind" = trades ]; then
+        # The plain script a user writes for a clean, time-sorted file (no dedup).
+        out=$BENCH_DIR/out/shape-$shape-polars-plain
+        rm -rf "$out"
+        measure "$BENCH_DIR/logs/shape-$shape-polars-plain.log" "$PY" scripts/bench_features_polars.py \
+            --input "$input" --output "$out" --resolution "$res" --benchmark "$bench" --plain
+        rate=$(awk -v n="$rows_in" -v s="$WALL" 'BEGIN { printf "%.0f", n / s }')
+        ROWS+=("| $shape | polars plain, no dedup (all cores) | $WALL | $CPU | $rate | $RSS | | 6 |")
+        say "shape $shape polars plain: $WALL s, $CPU CPU s, $RSS MB"
+        "$PY" scripts/bench_features_polars.py --input "$input" --output "$out" --resolution "$res" \
+            --benchmark "$bench" --plain --check "$BENCH_DIR/out/shape-$shape-w2" ||
+            die "CORRECTNESS CHECK FAILED on shape $shape: plain polars and marketflow disagree"
+        RATIOS+=("$(awk -v s="$shape" -v p="$WALL" -v a="${W[1]}" -v b="${W[2]}" \
+            'BEGIN { printf "- %s against the plain polars script: marketflow -w 1 is %.2fx, -w 2 is %.2fx", s, p / a, p / b }')")
+    fi
     unset W C
 done
 
