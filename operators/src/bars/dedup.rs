@@ -96,4 +96,53 @@ mod tests {
         assert_eq!(d.len(), 0);
         assert!(d.insert(0, 1, 100), "an empty run takes any id");
     }
+
+    /// The run fast path (ids compared with the last one) against a plain set with the
+    /// same expiry, on seeded streams of increasing ids with a few out of order, whole
+    /// ranges repeated (a feed reconnecting), two exchanges, and expiries between.
+    #[test]
+    fn bars_dedup_fast_path_equals_a_set() {
+        use std::collections::HashMap;
+        for seed in 0..20u64 {
+            let mut state = seed;
+            let mut rand = |n: u64| crate::splitmix::splitmix64(&mut state) % n;
+            let mut fast = Dedup::default();
+            // The reference: every kept (exchange, id) with the time it was kept.
+            let mut set: HashMap<(u64, i64), i64> = HashMap::new();
+            let mut next_id = [1_000i64, 50_000];
+            let mut ts = 0i64;
+            let (mut kept, mut dropped) = (0, 0);
+            for step in 0..20_000 {
+                ts += rand(3) as i64;
+                let ex = rand(2);
+                let id = match rand(100) {
+                    // A repeated range: an id up to 200 back.
+                    0..=4 => next_id[ex as usize] - 1 - rand(200) as i64,
+                    // Out of order: a little ahead, leaving a gap to fill later.
+                    5..=7 => next_id[ex as usize] + 1 + rand(5) as i64,
+                    _ => {
+                        next_id[ex as usize] += 1;
+                        next_id[ex as usize]
+                    }
+                };
+                let want = !set.contains_key(&(ex, id));
+                if want {
+                    set.insert((ex, id), ts);
+                }
+                assert_eq!(fast.insert(ex, id, ts), want, "seed {seed} step {step}: {ex}/{id}");
+                if want {
+                    kept += 1;
+                } else {
+                    dropped += 1;
+                }
+                if step % 997 == 0 {
+                    let before = ts - 300;
+                    fast.expire(before);
+                    set.retain(|_, t| *t >= before);
+                    assert_eq!(fast.len(), set.len(), "seed {seed} step {step}");
+                }
+            }
+            assert!(kept > 10_000 && dropped > 100, "seed {seed}: {kept} kept, {dropped} dropped");
+        }
+    }
 }
