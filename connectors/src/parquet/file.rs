@@ -90,37 +90,37 @@ impl<R: FeatureRow> OpenFile<R> {
             .into_values()
             .flatten()
             .collect();
-        if !done.is_empty() {
-            // Revisions of a row are final together: the first in file order is the
-            // latest, and the rest are dropped.
-            let revised = done.iter().any(|r| r.revision() > 0);
-            let order = sort_order(&done);
-            let mut slots: Vec<Option<R>> = done.into_iter().map(Some).collect();
-            let before = self.ready.len();
-            for i in order {
-                if let Some(row) = slots[i].take() {
-                    let same = revised
-                        && self.ready[before..]
-                            .last()
-                            .is_some_and(|prev| R::sort_cmp(prev, &row).is_eq());
-                    if !same {
-                        self.ready.push(row);
-                    }
-                }
+        if done.is_empty() && self.ready.len() < ROW_GROUP {
+            return Ok(());
+        }
+        // The rows in file order, by reference: the rows left from before (earlier in
+        // the order), then the new ones sorted. Revisions of a row are final together:
+        // the first in file order is the latest, and the rest are dropped.
+        let ready = std::mem::take(&mut self.ready);
+        let mut refs: Vec<&R> = Vec::with_capacity(ready.len() + done.len());
+        refs.extend(ready.iter());
+        let revised = done.iter().any(|r| r.revision() > 0);
+        let before = refs.len();
+        for i in sort_order(&done) {
+            let row = &done[i];
+            let same = revised
+                && refs[before..]
+                    .last()
+                    .is_some_and(|prev| R::sort_cmp(prev, row).is_eq());
+            if !same {
+                refs.push(row);
             }
         }
-        let full = self.ready.len() / ROW_GROUP * ROW_GROUP;
-        if full > 0 {
-            let mut ready = std::mem::take(&mut self.ready);
-            self.ready = ready.drain(full..).collect();
-            for group in ready.chunks(ROW_GROUP) {
-                self.write(group, output)?;
-            }
+        // Full row groups are written from the references; the rest waits, copied.
+        let full = refs.len() / ROW_GROUP * ROW_GROUP;
+        for group in refs[..full].chunks(ROW_GROUP) {
+            self.write(group, output)?;
         }
+        self.ready = refs[full..].iter().map(|r| (*r).clone()).collect();
         Ok(())
     }
 
-    fn write(&mut self, rows: &[R], output: &Location) -> Result<()> {
+    fn write(&mut self, rows: &[&R], output: &Location) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -134,9 +134,8 @@ impl<R: FeatureRow> OpenFile<R> {
                 self.writer.insert(w)
             }
         };
-        let refs: Vec<&R> = rows.iter().collect();
         writer
-            .write(&R::to_batch(&refs)?)
+            .write(&R::to_batch(rows)?)
             .map_err(parquet_error(&dir))?;
         self.rows += rows.len() as u64;
         self.first = self.first.min(rows[0].window_end());
@@ -150,7 +149,7 @@ impl<R: FeatureRow> OpenFile<R> {
     pub fn commit(mut self, output: &Location, durable: bool) -> Result<Option<PartitionWritten>> {
         self.advance(i64::MAX, output)?;
         let rest = std::mem::take(&mut self.ready);
-        self.write(&rest, output)?;
+        self.write(&rest.iter().collect::<Vec<_>>(), output)?;
         let Some(writer) = self.writer.take() else {
             return Ok(None);
         };

@@ -84,6 +84,32 @@ impl LakeSpec {
     }
 }
 
+/// The file of the last row looked up: rows come in long runs of one file, and a
+/// month's bounds cost a calendar computation.
+struct FileCache {
+    spec: LakeSpec,
+    last: Option<FileKey>,
+}
+
+impl FileCache {
+    fn file_of(&mut self, resolution_ms: i64, window_end: i64) -> FileKey {
+        match self.last {
+            Some(k)
+                if k.resolution_ms == resolution_ms
+                    && k.start <= window_end
+                    && window_end < k.end =>
+            {
+                k
+            }
+            _ => {
+                let k = self.spec.file_of(resolution_ms, window_end);
+                self.last = Some(k);
+                k
+            }
+        }
+    }
+}
+
 /// Extension trait: write a stream of feature rows as Parquet files.
 pub trait ParquetSink<'scope, R: FeatureRow> {
     /// Writes rows as `spec` says; emits one record per file written. Files are spread
@@ -109,9 +135,12 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
         // takes the route modulo the worker count), so the writing is spread evenly as
         // they close; the start is offset by a hash of (set, resolution).
         let set_hash = operators::route::stable_hash(R::SET.name().as_bytes());
-        let route_spec = spec.clone();
+        let mut routes = FileCache {
+            spec: spec.clone(),
+            last: None,
+        };
         let route = move |r: &R| {
-            let key = route_spec.file_of(r.resolution_ms(), r.window_end());
+            let key = routes.file_of(r.resolution_ms(), r.window_end());
             let res = (key.resolution_ms as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
             ((set_hash ^ res) >> 32).wrapping_add(key.start.div_euclid(HOUR_MS) as u64)
         };
@@ -122,10 +151,14 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
             let mut cap = Some(cap);
             let mut files: rustc_hash::FxHashMap<FileKey, OpenFile<R>> = Default::default();
             let mut unsynced = false;
+            let mut file_cache = FileCache {
+                spec: spec.clone(),
+                last: None,
+            };
             move |(input, frontier), out| {
                 input.for_each(|_time, data| {
                     for row in data.drain(..) {
-                        let key = spec.file_of(row.resolution_ms(), row.window_end());
+                        let key = file_cache.file_of(row.resolution_ms(), row.window_end());
                         files
                             .entry(key)
                             .or_insert_with(|| OpenFile::new(key))

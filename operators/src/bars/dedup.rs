@@ -129,7 +129,11 @@ mod tests {
                 if want {
                     set.insert((ex, id), ts);
                 }
-                assert_eq!(fast.insert(ex, id, ts), want, "seed {seed} step {step}: {ex}/{id}");
+                assert_eq!(
+                    fast.insert(ex, id, ts),
+                    want,
+                    "seed {seed} step {step}: {ex}/{id}"
+                );
                 if want {
                     kept += 1;
                 } else {
@@ -142,7 +146,10 @@ mod tests {
                     assert_eq!(fast.len(), set.len(), "seed {seed} step {step}");
                 }
             }
-            assert!(kept > 10_000 && dropped > 100, "seed {seed}: {kept} kept, {dropped} dropped");
+            assert!(
+                kept > 10_000 && dropped > 100,
+                "seed {seed}: {kept} kept, {dropped} dropped"
+            );
         }
     }
 }
