@@ -172,10 +172,10 @@ impl Write for Upload {
 
 impl Upload {
     /// Makes the file visible as `rel` (below its location), replacing any file of that
-    /// name. With `durable`, a local file is synced before it is renamed; without,
-    /// durability is left to a later [`Location::sync`]. A small object-store file is
-    /// one PUT; a large one completes its multipart upload and is moved into place.
-    pub fn commit_as(mut self, rel: &str, durable: bool) -> Result<Committed> {
+    /// name. A local file is renamed into place without an `fsync`: durability comes
+    /// from a later [`Location::sync`]. A small object-store file is one PUT; a large
+    /// one completes its multipart upload and is moved into place.
+    pub fn commit_as(mut self, rel: &str) -> Result<Committed> {
         let committed = Committed {
             bytes: self.bytes,
             sha256: crate::parquet::hex_digest(&self.hash.clone().finalize()),
@@ -184,10 +184,7 @@ impl Upload {
             Some(Target::Local { file, tmp, dir }) => {
                 let path = dir.join(rel);
                 let finish = || -> std::io::Result<()> {
-                    let file = file.into_inner().map_err(|e| e.into_error())?;
-                    if durable {
-                        file.sync_all()?;
-                    }
+                    file.into_inner().map_err(|e| e.into_error())?;
                     if rel.ends_with(".parquet") {
                         crate::failpoint::reach("parquet");
                     }
@@ -259,7 +256,7 @@ mod tests {
             loc.list_files("a").unwrap().is_empty(),
             "hidden until commit"
         );
-        let c = up.commit_as("a/b.parquet", false).unwrap();
+        let c = up.commit_as("a/b.parquet").unwrap();
         loc.sync().unwrap();
         assert_eq!(c.bytes, 11);
         assert_eq!(
@@ -292,12 +289,12 @@ mod tests {
             .unwrap()
             .iter()
             .any(|f| f.ends_with("big.parquet")));
-        let c = up.commit_as("x/big.parquet", true).unwrap();
+        let c = up.commit_as("x/big.parquet").unwrap();
         assert_eq!(c.bytes, 21 << 20);
         assert_eq!(loc.get("x/big.parquet").unwrap().unwrap().len(), 21 << 20);
         let mut small = loc.create("x/small.parquet").unwrap();
         small.write_all(b"tiny").unwrap();
-        small.commit_as("x/small.parquet", true).unwrap();
+        small.commit_as("x/small.parquet").unwrap();
         assert_eq!(loc.get("x/small.parquet").unwrap().unwrap(), b"tiny");
         drop(loc.create("x/dropped.parquet").unwrap());
         assert_eq!(

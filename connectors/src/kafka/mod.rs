@@ -24,7 +24,7 @@ pub use embedded::EmbeddedBroker;
 pub use json::{row_key, rows_to_json, KafkaRecord};
 pub use latency::{LatencySummary, WatermarkLatency};
 pub use load::{candle_json, feed_in_background, produce_chunks, trade_json, ProduceStats, Speed};
-pub use offsets::{DoneRule, HOUR};
+pub use offsets::DoneRule;
 /// The Kafka client library, for commands that read topics directly.
 pub use rdkafka;
 pub use sink::{DeadLetterSink, DeliveryErrors, KafkaFeatureSink, SharedProducer};

@@ -1,8 +1,7 @@
 //! When a live record's outputs are durable ([`DoneRule`]): a restarted job resumes from
 //! the offsets of a checkpoint cut and skips records whose outputs are all before it.
 
-/// One hour in ms: the Parquet partition length.
-pub const HOUR: i64 = 3_600_000;
+use crate::parquet::HOUR_MS as HOUR;
 
 /// Decides from the sinks' durable frontier whether every output of a record is durable.
 /// A record at event time `ts` feeds one bar per resolution; each lands in the Parquet

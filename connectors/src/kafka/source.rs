@@ -24,8 +24,9 @@ use timely::dataflow::{Scope, StreamVec};
 use crate::checkpoint::CheckpointStore;
 use crate::decode::{decode_json, seq, Chunk, Kind, Record};
 use crate::kafka::lag::LagWatcher;
-use crate::kafka::offsets::{DoneRule, HOUR};
+use crate::kafka::offsets::DoneRule;
 use crate::kafka::{group_id, CommitTracker, KafkaSettings, Watermarks};
+use crate::parquet::HOUR_MS as HOUR;
 use crate::sync::ErrorSlot;
 
 /// Settings of a Kafka trade/candle source.

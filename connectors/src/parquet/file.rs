@@ -8,7 +8,7 @@ use arrow_array::{Array, TimestampMillisecondArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 
-use crate::parquet::layout::{FileRange, Span, HOUR_MS, PART_FILE};
+use crate::parquet::layout::{FileRange, Span, PART_FILE};
 use crate::parquet::order::sort_order;
 use crate::parquet::rows::{writer_properties, FeatureRow};
 use crate::parquet::sink::PartitionWritten;
@@ -46,6 +46,16 @@ pub struct OpenFile<R: FeatureRow> {
     rows: u64,
     first: i64,
     last: i64,
+}
+
+/// A Parquet writer of `R` into a new upload at the working name `rel`.
+fn open_writer<R: FeatureRow>(output: &Location, rel: &str) -> Result<ArrowWriter<Upload>> {
+    ArrowWriter::try_new(
+        output.create(rel)?,
+        R::schema(),
+        Some(writer_properties::<R>()),
+    )
+    .map_err(parquet_error(rel))
 }
 
 fn parquet_error(path: &str) -> impl Fn(parquet::errors::ParquetError) -> ConnectorError + '_ {
@@ -127,12 +137,10 @@ impl<R: FeatureRow> OpenFile<R> {
         let dir = self.dir();
         let writer = match self.writer.as_mut() {
             Some(w) => w,
-            None => {
-                let upload = output.create(&format!("{dir}/part-{}.parquet", self.key.start))?;
-                let w = ArrowWriter::try_new(upload, R::schema(), Some(writer_properties::<R>()))
-                    .map_err(parquet_error(&dir))?;
-                self.writer.insert(w)
-            }
+            None => self.writer.insert(open_writer::<R>(
+                output,
+                &format!("{dir}/part-{}.parquet", self.key.start),
+            )?),
         };
         writer
             .write(&R::to_batch(rows)?)
@@ -145,8 +153,9 @@ impl<R: FeatureRow> OpenFile<R> {
 
     /// Writes the remaining rows and makes the file visible; `None` when it holds no
     /// rows. A file of a daily or monthly partition replaces the files of earlier runs
-    /// whose range it covers (and the covered part of those it overlaps).
-    pub fn commit(mut self, output: &Location, durable: bool) -> Result<Option<PartitionWritten>> {
+    /// whose range it covers (and the covered part of those it overlaps). Durability
+    /// is left to a later [`Location::sync`].
+    pub fn commit(mut self, output: &Location) -> Result<Option<PartitionWritten>> {
         self.advance(i64::MAX, output)?;
         let rest = std::mem::take(&mut self.ready);
         self.write(&rest.iter().collect::<Vec<_>>(), output)?;
@@ -156,7 +165,7 @@ impl<R: FeatureRow> OpenFile<R> {
         let dir = self.dir();
         let upload = writer.into_inner().map_err(parquet_error(&dir))?;
         let range = match self.key.span {
-            Span::Hour if self.key.end - self.key.start == HOUR_MS => None,
+            Span::Hour => None,
             _ => Some(FileRange {
                 first: self.first,
                 last: self.last,
@@ -164,9 +173,9 @@ impl<R: FeatureRow> OpenFile<R> {
         };
         let name = range.map_or(PART_FILE.to_string(), |r| r.file_name());
         let path = format!("{dir}/{name}");
-        let committed = upload.commit_as(&path, durable)?;
+        let committed = upload.commit_as(&path)?;
         if let Some(range) = range {
-            replace_covered::<R>(output, &dir, &name, range, durable)?;
+            replace_covered::<R>(output, &dir, &name, range)?;
         }
         tracing::debug!(path = %path, rows = self.rows, bytes = committed.bytes, "partition file written");
         Ok(Some(PartitionWritten {
@@ -189,7 +198,6 @@ fn replace_covered<R: FeatureRow>(
     dir: &str,
     name: &str,
     range: FileRange,
-    durable: bool,
 ) -> Result<()> {
     for file in output.list_files(dir)? {
         let Some(other_name) = file.rsplit('/').next().filter(|n| *n != name) else {
@@ -204,7 +212,7 @@ fn replace_covered<R: FeatureRow>(
         if range.holds(other.first) && range.holds(other.last) {
             output.delete(&file)?;
         } else {
-            keep_outside::<R>(output, dir, &file, range, durable)?;
+            keep_outside::<R>(output, dir, &file, range)?;
         }
         tracing::info!(file = %file, by = %name, "a rerun replaced rows of an earlier file");
     }
@@ -218,7 +226,6 @@ fn keep_outside<R: FeatureRow>(
     dir: &str,
     from: &str,
     range: FileRange,
-    durable: bool,
 ) -> Result<()> {
     let Some(bytes) = output.get(from)? else {
         return Ok(());
@@ -234,28 +241,28 @@ fn keep_outside<R: FeatureRow>(
             .column_by_name("window_end")
             .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
             .ok_or_else(|| arrow_schema::ArrowError::SchemaError("no window_end".into()))?;
-        let mask: arrow_array::BooleanArray = (0..ends.len())
-            .map(|i| Some(!range.holds(ends.value(i))))
+        let mask: arrow_array::BooleanArray = ends
+            .values()
+            .iter()
+            .map(|&t| {
+                let keep = !range.holds(t);
+                if keep {
+                    (first, last) = (first.min(t), last.max(t));
+                }
+                Some(keep)
+            })
             .collect();
         let kept = arrow_select::filter::filter_record_batch(&batch, &mask)?;
         dropped += batch.num_rows() - kept.num_rows();
-        let ends = kept
-            .column_by_name("window_end")
-            .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>());
-        for t in ends.into_iter().flat_map(|a| a.values().iter()) {
-            (first, last) = (first.min(*t), last.max(*t));
-        }
         if kept.num_rows() == 0 {
             continue;
         }
         let w = match writer.as_mut() {
             Some(w) => w,
-            None => {
-                let upload = output.create(&format!("{dir}/part-rewrite.parquet"))?;
-                let w = ArrowWriter::try_new(upload, R::schema(), Some(writer_properties::<R>()))
-                    .map_err(parquet_error(from))?;
-                writer.insert(w)
-            }
+            None => writer.insert(open_writer::<R>(
+                output,
+                &format!("{dir}/part-rewrite.parquet"),
+            )?),
         };
         w.write(&kept).map_err(parquet_error(from))?;
     }
@@ -267,7 +274,7 @@ fn keep_outside<R: FeatureRow>(
             let to = format!("{dir}/{}", FileRange { first, last }.file_name());
             w.into_inner()
                 .map_err(parquet_error(from))?
-                .commit_as(&to, durable)?;
+                .commit_as(&to)?;
             Ok(to)
         })
         .transpose()?;

@@ -15,8 +15,9 @@ use parquet::schema::types::ColumnPath;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Where a row goes in its file: by `group` (the symbol, or the pair), then window end,
-/// then `tail` (what tells apart rows of one symbol and window, e.g. an alert's kind).
+/// The key of a row: `group` (the symbol, or the pair), window end and `tail` (what
+/// tells apart rows of one symbol and window, e.g. an alert's kind). Files are ordered
+/// by window end, then group, then tail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SortKey<'a> {
     /// `(symbol, "")`, or `(symbol_a, symbol_b)` for pairs.
@@ -46,10 +47,10 @@ pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
     fn resolution_ms(&self) -> i64;
     /// The end of the row's window, epoch ms (partitions are by window end).
     fn window_end(&self) -> i64;
-    /// File order: `(symbol, window_end)` for per-symbol sets; rows equal under it are
-    /// revisions of one row.
+    /// The row's key (files are ordered by window end, then the rest of it); rows equal
+    /// under it are revisions of one row.
     fn sort_key(&self) -> SortKey<'_>;
-    /// Compares two rows by [`FeatureRow::sort_key`].
+    /// Compares two rows by [`FeatureRow::sort_key`] (equal: revisions of one row).
     fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering {
         a.sort_key().cmp(&b.sort_key())
     }

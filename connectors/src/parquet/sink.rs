@@ -187,8 +187,7 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
                     let complete = key.end.saturating_add(spec.lateness_ms) <= f;
                     let result = if complete {
                         let file = files.remove(&key).expect("listed above");
-                        let durable = false;
-                        file.commit(&spec.output, durable).map(|w| {
+                        file.commit(&spec.output).map(|w| {
                             unsynced |= w.is_some();
                             written.extend(w)
                         })
