@@ -57,6 +57,11 @@ pub struct RunArgs {
     /// (0 = as fast as possible, 1 = real time, 60 = a minute per second).
     #[arg(long, default_value_t = 60.0, value_name = "X")]
     pub speed: f64,
+    /// With `kafka.brokers = "embedded"`: feed the sample once. By default (at a speed
+    /// above 0) it is replayed after it ends, again and again, each replay shifted
+    /// after the previous one in event time and trade ids, and logged as a replay.
+    #[arg(long)]
+    pub once: bool,
     /// Parquet output root (overrides sinks.parquet.output).
     #[arg(long, value_name = "URL")]
     pub output: Option<String>,

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use connectors::kafka::{KafkaConfig, KafkaSinkConfig, SourceConfig};
+use connectors::metrics::MetricsConfig;
 use connectors::parquet::ParquetSinkConfig;
 use dataflows::config::{CheckpointConfig, FeaturesConfig, ProgressConfig, TimeConfig};
 use operators::Resolution;
@@ -39,6 +40,9 @@ pub struct Config {
     /// `[checkpoint]` (live only).
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 fn default_sources() -> Vec<SourceConfig> {
@@ -55,6 +59,7 @@ impl Default for Config {
             sinks: SinksConfig::default(),
             progress: ProgressConfig::default(),
             checkpoint: CheckpointConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -258,6 +263,7 @@ fn validate(config: &Config, problems: &mut Vec<(String, String)>) -> Vec<Resolu
     problems.extend(config.features.check());
     problems.extend(config.checkpoint.check());
     problems.extend(config.progress.check());
+    problems.extend(config.metrics.check());
     if let Some(msg) = config.kafka.check() {
         problems.push(("kafka.brokers".into(), msg));
     }

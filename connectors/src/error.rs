@@ -55,6 +55,14 @@ pub enum ConnectorError {
     /// Arrow array construction failed.
     #[error("arrow error: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// The metrics endpoint could not be served.
+    #[error("metrics endpoint {addr}: {reason}")]
+    Metrics {
+        /// The address asked for.
+        addr: String,
+        /// Why (e.g. address in use).
+        reason: String,
+    },
     /// A Kafka client, topic or broker failed.
     #[error("kafka: {0}")]
     Kafka(String),

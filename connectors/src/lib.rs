@@ -1,5 +1,5 @@
 //! marketflow's connectors: file and object-store inputs, input decoders, Kafka sources
-//! and sinks, the Parquet sink, the dead-letter writer, the run manifest and the market simulator.
+//! and sinks, the Parquet sink, the dead-letter writer, the run manifest, Prometheus metrics and the market simulator.
 
 pub mod checkpoint;
 pub mod decode;
@@ -8,6 +8,7 @@ pub mod failpoint;
 pub mod files;
 pub mod kafka;
 pub mod manifest;
+pub mod metrics;
 pub mod parquet;
 pub mod rejects;
 pub mod simulate;

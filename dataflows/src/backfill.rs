@@ -10,6 +10,7 @@ use std::time::Duration;
 use connectors::decode::DecodeOptions;
 use connectors::files::{FileSource, FileSourceConfig, SourceProgress, Unit};
 use connectors::manifest::{Manifest, ReportStatus, RunEvent, RunInfo, WriteManifest};
+use connectors::metrics::Metrics;
 use connectors::parquet::{
     FeatureRow, LakeMode, LakeSpec, ParquetSink, PartitionWritten, Partitioning,
 };
@@ -23,7 +24,7 @@ use timely::dataflow::StreamVec;
 use timely::worker::Worker;
 
 use crate::graph::{features, FeatureConfig, SetSinks};
-use crate::progress::{rows_out_key, Reporter, WorkerStats};
+use crate::progress::{MetricsPush, Reporter, WorkerStats};
 
 /// Everything a backfill worker needs; shared by all workers of a process.
 #[derive(Clone, Debug)]
@@ -54,6 +55,10 @@ pub struct BackfillJob {
     pub progress_interval: Duration,
     /// Show a progress bar on a terminal.
     pub progress_bar: bool,
+    /// The source the files are read as (its name labels the metrics).
+    pub source_name: String,
+    /// The process's metrics, when served.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Process-wide state of a backfill.
@@ -71,6 +76,12 @@ pub struct BackfillShared {
 pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShared) {
     let index = worker.index();
     let mut reporter = Reporter::new(index, job.progress_interval, job.progress_bar);
+    let threads = (job.info.workers / job.info.processes.max(1)).max(1);
+    reporter.leader = index.is_multiple_of(threads);
+    reporter.metrics = job
+        .metrics
+        .clone()
+        .map(|m| MetricsPush::new(m, vec![job.source_name.clone()]));
     let (bars_stats, stats) = (reporter.bars.clone(), reporter.stats.clone());
     let errors = shared.errors.clone();
     let (probe, watermark) = worker.dataflow::<i64, _, _>(|scope| {
@@ -100,19 +111,16 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
                 partitioning: job.partitioning,
                 lateness_ms: 0,
                 mode: LakeMode::Backfill,
+                delay: shared.progress.latency.clone(),
             },
             errors: errors.clone(),
             stats: stats.clone(),
             written: None,
         };
         let counted = stats.clone();
-        let rejects = out.attach_sinks(&mut sinks).inspect(move |r| {
-            *counted
-                .borrow_mut()
-                .rejects
-                .entry(r.reason.as_str())
-                .or_default() += 1;
-        });
+        let rejects = out
+            .attach_sinks(&mut sinks)
+            .inspect(move |r| counted.borrow_mut().reject(0, r.reason));
         let written = sinks.written.expect("the bars sink is always attached");
         let events = written
             .map(RunEvent::Partition)
@@ -154,11 +162,9 @@ impl<'scope> SetSinks<'scope> for LakeSinks<'scope> {
         let w = rows
             .parquet_sink(self.lake.clone(), self.errors.clone())
             .inspect(move |p: &PartitionWritten| {
-                *counted
+                counted
                     .borrow_mut()
-                    .rows_out
-                    .entry(rows_out_key("parquet", R::SET))
-                    .or_default() += p.rows
+                    .rows("parquet", R::SET, p.resolution_ms, p.rows)
             });
         self.written = Some(match self.written.take() {
             Some(prev) => prev.concat(w),

@@ -11,6 +11,7 @@ use connectors::kafka::{
     DeadLetterSink, DoneRule, KafkaFeatureSink, KafkaSource, KafkaSourceConfig, LiveProgress,
     SharedProducer, SourceProbes,
 };
+use connectors::metrics::Metrics;
 use connectors::parquet::{FeatureRow, LakeMode, LakeSpec, ParquetSink, Partitioning};
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
@@ -26,7 +27,7 @@ mod build;
 pub use build::{check_topics, embedded_topics, LiveBuildError, LiveSpec};
 
 use crate::graph::{features, FeatureConfig, SetSinks};
-use crate::progress::{rows_out_key, Reporter, WorkerStats};
+use crate::progress::{MetricsPush, Reporter, WorkerStats};
 
 /// Everything a live worker needs; shared by all workers of a process.
 #[derive(Clone, Debug)]
@@ -53,6 +54,8 @@ pub struct LiveJob {
     pub checkpoints: CheckpointStore,
     /// Progress log interval.
     pub progress_interval: Duration,
+    /// The process's metrics, when served.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Process-wide state of a live job.
@@ -64,6 +67,8 @@ pub struct LiveShared {
     pub progress: Arc<LiveProgress>,
     /// The Kafka producer every worker's sinks share.
     pub producer: ProcessProducer,
+    /// Set by the process's first worker: it reports the process's counters.
+    pub leader: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The Kafka producer of a process's sinks, made by the first worker that asks for it:
@@ -101,6 +106,11 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
     let index = worker.index();
     let mut reporter = Reporter::new(index, job.progress_interval, false);
     reporter.live = Some(shared.progress.clone());
+    reporter.leader = !shared
+        .leader
+        .swap(true, std::sync::atomic::Ordering::SeqCst);
+    let names = job.sources.iter().map(|s| s.name.clone()).collect();
+    reporter.metrics = job.metrics.clone().map(|m| MetricsPush::new(m, names));
     let (bars_stats, stats) = (reporter.bars.clone(), reporter.stats.clone());
     let errors = shared.errors.clone();
     let producer = match shared
@@ -133,7 +143,7 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
                 None => b,
                 Some(prev) => b.concat(prev),
             });
-            let counted = r.inspect(count_rejects(&stats));
+            let counted = r.inspect(count_rejects(&stats, i));
             durable_streams.push(counted.dead_letter_sink(
                 producer.clone(),
                 &format!("dlq.{}", source.name),
@@ -147,7 +157,7 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             Vec::<operators::Reject>::new(),
             scope,
         );
-        let snapshots = snapshot_sink(&job.checkpoints, &errors);
+        let snapshots = snapshot_sink(&job.checkpoints, &errors, job.metrics.clone());
         let out = features(
             batches,
             no_rejects,
@@ -160,13 +170,13 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             producer: &producer,
             errors: &errors,
             stats: &stats,
+            latency: shared.progress.latency.clone(),
             durable: durable_streams,
         };
         let graph_rejects = out.attach_sinks(&mut sinks);
         let mut durable_streams = sinks.durable;
         // Rejects found by the graph (duplicates) go to the dead-letter topic of the
         // source they came from.
-        let graph_rejects = graph_rejects.inspect(count_rejects(&stats));
         let topics: Vec<String> = job.sources.iter().map(|s| s.topic.clone()).collect();
         let routed = graph_rejects.partition(job.sources.len() as u64, move |r| {
             let topic = r.source.rsplit_once('/').map_or("", |(t, _)| t);
@@ -175,6 +185,7 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
         });
         for (i, stream) in routed.into_iter().enumerate() {
             let topic = format!("dlq.{}", job.sources[i].name);
+            let stream = stream.inspect(count_rejects(&stats, i));
             durable_streams.push(stream.dead_letter_sink(producer.clone(), &topic, errors.clone()));
         }
         for s in durable_streams {
@@ -199,11 +210,19 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
 
 /// Writes each snapshot durably before the operator moves past its cut; a failed write
 /// fails the job (its offsets are then never recorded for that cut).
-fn snapshot_sink(store: &CheckpointStore, errors: &ErrorSlot) -> SnapshotSink {
+fn snapshot_sink(
+    store: &CheckpointStore,
+    errors: &ErrorSlot,
+    metrics: Option<Arc<Metrics>>,
+) -> SnapshotSink {
     let (store, errors) = (store.clone(), errors.clone());
     Rc::new(move |snap: Snapshot| {
         let started = Instant::now();
-        match store.write_state(&snap) {
+        let written = store.write_state(&snap);
+        if let (Ok(bytes), Some(m)) = (&written, &metrics) {
+            m.checkpoint(*bytes as u64, started.elapsed().as_secs_f64());
+        }
+        match written {
             Ok(bytes) => tracing::info!(
                 cut = snap.cut,
                 operator = %snap.operator,
@@ -217,18 +236,13 @@ fn snapshot_sink(store: &CheckpointStore, errors: &ErrorSlot) -> SnapshotSink {
     })
 }
 
-/// Counts rejects by reason for the progress line.
+/// Counts rejects of source `source` (its index) by reason.
 fn count_rejects(
     stats: &Rc<std::cell::RefCell<WorkerStats>>,
+    source: usize,
 ) -> impl FnMut(&operators::Reject) + 'static {
     let stats = stats.clone();
-    move |r| {
-        *stats
-            .borrow_mut()
-            .rejects
-            .entry(r.reason.as_str())
-            .or_default() += 1
-    }
+    move |r| stats.borrow_mut().reject(source, r.reason)
 }
 
 /// The live job's sinks: every set to its Kafka topics and the Parquet lake, each
@@ -238,6 +252,7 @@ struct LiveSinks<'a, 's> {
     producer: &'a SharedProducer,
     errors: &'a ErrorSlot,
     stats: &'a Rc<std::cell::RefCell<WorkerStats>>,
+    latency: Arc<connectors::metrics::WatermarkLatency>,
     durable: Vec<StreamVec<'s, i64, ()>>,
 }
 
@@ -255,12 +270,10 @@ impl<'s> SetSinks<'s> for LiveSinks<'_, 's> {
         let counted = self.stats.clone();
         let kafka = rows
             .clone()
-            .inspect(move |_| {
-                *counted
+            .inspect(move |r: &R| {
+                counted
                     .borrow_mut()
-                    .rows_out
-                    .entry(rows_out_key("kafka", R::SET))
-                    .or_default() += 1
+                    .rows("kafka", R::SET, r.resolution_ms(), 1)
             })
             .kafka_sink(
                 self.producer.clone(),
@@ -275,15 +288,14 @@ impl<'s> SetSinks<'s> for LiveSinks<'_, 's> {
                     partitioning: self.job.partitioning,
                     lateness_ms: self.job.lateness_ms,
                     mode: LakeMode::Live,
+                    delay: self.latency.clone(),
                 },
                 self.errors.clone(),
             )
             .inspect(move |p| {
-                *counted
+                counted
                     .borrow_mut()
-                    .rows_out
-                    .entry(rows_out_key("parquet", R::SET))
-                    .or_default() += p.rows
+                    .rows("parquet", R::SET, p.resolution_ms, p.rows)
             });
         self.durable.push(kafka);
         self.durable

@@ -1,5 +1,6 @@
-//! Progress reporting: one log line per worker every interval, and a progress bar on
-//! a terminal for backfills.
+//! Progress reporting: one log line per worker every interval, a progress bar on a
+//! terminal for backfills, and the worker's counters pushed to the process's Prometheus
+//! metrics.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -11,21 +12,140 @@ use std::time::{Duration, Instant};
 
 use connectors::files::SourceProgress;
 use connectors::kafka::LiveProgress;
-use operators::BarsStats;
+use connectors::metrics::Metrics;
+use operators::{BarsStats, FeatureSet, RejectReason};
 use timely::dataflow::ProbeHandle;
 
-/// The progress counter of `set` written by `sink` (`parquet:bars`, `kafka:risk`).
-pub fn rows_out_key(sink: &str, set: operators::FeatureSet) -> String {
-    format!("{sink}:{set}")
+/// Rows of one set and resolution written by one sink: a counter of [`WorkerStats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RowsOut {
+    /// `kafka` or `parquet`.
+    pub sink: &'static str,
+    /// The feature set.
+    pub set: FeatureSet,
+    /// The resolution, ms.
+    pub resolution_ms: i64,
 }
 
-/// Counters one worker keeps for its progress line.
+/// Counters one worker keeps for its progress line and metrics.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
-    /// Rejected records seen by this worker, by reason.
-    pub rejects: BTreeMap<&'static str, u64>,
-    /// Rows written per feature set by this worker.
-    pub rows_out: BTreeMap<String, u64>,
+    /// Rejected records seen by this worker, by (index of the source, reason).
+    pub rejects: BTreeMap<(usize, RejectReason), u64>,
+    /// Rows written by this worker.
+    pub rows_out: BTreeMap<RowsOut, u64>,
+}
+
+impl WorkerStats {
+    /// Counts one reject of source `source` (index in the job's sources).
+    pub fn reject(&mut self, source: usize, reason: RejectReason) {
+        *self.rejects.entry((source, reason)).or_default() += 1;
+    }
+
+    /// Counts `n` rows written.
+    pub fn rows(&mut self, sink: &'static str, set: FeatureSet, resolution_ms: i64, n: u64) {
+        let key = RowsOut {
+            sink,
+            set,
+            resolution_ms,
+        };
+        *self.rows_out.entry(key).or_default() += n;
+    }
+
+    /// Rows out per `sink:set`, for the progress line.
+    fn rows_by_set(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (k, n) in &self.rows_out {
+            *out.entry(format!("{}:{}", k.sink, k.set)).or_default() += n;
+        }
+        out
+    }
+
+    /// Rejects per reason, for the progress line.
+    fn rejects_by_reason(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        for ((_, r), n) in &self.rejects {
+            *out.entry(r.as_str()).or_default() += n;
+        }
+        out
+    }
+}
+
+/// How often a worker pushes its counters to the metrics.
+const METRICS_EVERY: Duration = Duration::from_millis(250);
+
+/// A worker's link to the process's metrics: what it already pushed.
+pub struct MetricsPush {
+    metrics: Arc<Metrics>,
+    /// Source names by index.
+    sources: Vec<String>,
+    last: Option<Instant>,
+    rows_out: BTreeMap<RowsOut, u64>,
+    rejects: BTreeMap<(usize, RejectReason), u64>,
+    records: BTreeMap<String, u64>,
+}
+
+impl MetricsPush {
+    /// Pushes to `metrics`; `sources` names the job's sources by index.
+    pub fn new(metrics: Arc<Metrics>, sources: Vec<String>) -> MetricsPush {
+        MetricsPush {
+            metrics,
+            sources,
+            last: None,
+            rows_out: BTreeMap::new(),
+            rejects: BTreeMap::new(),
+            records: BTreeMap::new(),
+        }
+    }
+
+    fn source(&self, i: usize) -> &str {
+        self.sources.get(i).map_or("unknown", |s| s.as_str())
+    }
+
+    /// Adds to the process's counters what this worker counted since the last push.
+    fn push_worker(&mut self, worker: usize, stats: &WorkerStats, bars: &BarsStats) {
+        for (k, n) in &stats.rows_out {
+            let sent = self.rows_out.entry(*k).or_default();
+            if *n > *sent {
+                let res = operators::Resolution::from_ms(k.resolution_ms);
+                self.metrics
+                    .rows_out(k.sink, k.set.name(), res.label())
+                    .inc_by(*n - *sent);
+                *sent = *n;
+            }
+        }
+        for (k, n) in &stats.rejects {
+            let sent = self.rejects.get(k).copied().unwrap_or(0);
+            if *n > sent {
+                self.metrics
+                    .rejects(self.source(k.0), k.1.as_str())
+                    .inc_by(*n - sent);
+                self.rejects.insert(*k, *n);
+            }
+        }
+        self.metrics
+            .state_records(worker)
+            .set(bars.state_records as i64);
+    }
+
+    /// Adds the process's source counts (pushed by one worker) since the last push.
+    fn push_records(&mut self, counts: impl Iterator<Item = (String, u64)>) {
+        for (source, n) in counts {
+            let sent = self.records.entry(source.clone()).or_default();
+            if n > *sent {
+                self.metrics.records_in(&source).inc_by(n - *sent);
+                *sent = n;
+            }
+        }
+    }
+}
+
+/// The watermark of `probe`: `None` before the first one (the sources still hold the
+/// least time) and once every input is done.
+fn watermark_of(probe: &ProbeHandle<i64>) -> Option<i64> {
+    probe
+        .with_frontier(|f| f.first().copied())
+        .filter(|t| *t > i64::MIN)
 }
 
 /// Emits the periodic progress line of a worker and drives the progress bar.
@@ -41,6 +161,10 @@ pub struct Reporter {
     pub stats: Rc<RefCell<WorkerStats>>,
     /// Live source counters (consumer lag per partition), for a live job.
     pub live: Option<Arc<LiveProgress>>,
+    /// The process's metrics, when served.
+    pub metrics: Option<MetricsPush>,
+    /// The first worker of its process: it pushes the process's counters.
+    pub leader: bool,
 }
 
 impl Reporter {
@@ -66,6 +190,52 @@ impl Reporter {
             bars: Rc::default(),
             stats: Rc::default(),
             live: None,
+            metrics: None,
+            leader: worker == 0,
+        }
+    }
+
+    /// Pushes this worker's counters to the metrics (at most every 250 ms unless
+    /// `force`); the leader also pushes the process's source counts, lag and watermark.
+    fn push_metrics(
+        &mut self,
+        probe: &ProbeHandle<i64>,
+        source: Option<&Arc<SourceProgress>>,
+        force: bool,
+    ) {
+        let Some(push) = self.metrics.as_mut() else {
+            return;
+        };
+        if !force && push.last.is_some_and(|t| t.elapsed() < METRICS_EVERY) {
+            return;
+        }
+        push.last = Some(Instant::now());
+        push.push_worker(self.worker, &self.stats.borrow(), &self.bars.borrow());
+        if !self.leader {
+            return;
+        }
+        push.metrics.set_watermark(watermark_of(probe));
+        if let Some(src) = source {
+            let done = src.rows_done.load(Ordering::Relaxed);
+            let total = src.rows_total.load(Ordering::Relaxed);
+            push.metrics
+                .lag("input")
+                .set(total.saturating_sub(done) as i64);
+            let name = push.source(0).to_string();
+            push.push_records(std::iter::once((name, src.records.load(Ordering::Relaxed))));
+        }
+        if let Some(live) = &self.live {
+            for (p, l) in live.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                push.metrics.lag(p).set((l.high - l.next).max(0));
+            }
+            let counts: Vec<(String, u64)> = live
+                .by_source
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            push.push_records(counts.into_iter());
         }
     }
 
@@ -76,6 +246,7 @@ impl Reporter {
         source: Option<&Arc<SourceProgress>>,
         force: bool,
     ) {
+        self.push_metrics(probe, source, force);
         if let (Some(bar), Some(src)) = (self.bar.as_ref(), source) {
             bar.set_length(src.rows_total.load(Ordering::Relaxed));
             bar.set_position(src.rows_done.load(Ordering::Relaxed));
@@ -89,14 +260,16 @@ impl Reporter {
         let stats = self.stats.borrow();
         let rate = (bars.records_in - self.last_records) as f64 / elapsed.as_secs_f64().max(1e-9);
         self.last_records = bars.records_in;
-        let watermark = probe.with_frontier(|f| f.first().copied());
-        let watermark = match watermark {
+        let watermark = match probe.with_frontier(|f| f.first().copied()) {
+            None => "done".to_string(),
+            Some(i64::MIN) => "none".to_string(),
             Some(t) => chrono::DateTime::from_timestamp_millis(t)
                 .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
                 .unwrap_or_else(|| t.to_string()),
-            None => "done".to_string(),
         };
         let rejects: u64 = stats.rejects.values().sum();
+        let rows_out = stats.rows_by_set();
+        let rejects_by_reason = stats.rejects_by_reason();
         if let Some(live) = &self.live {
             let lag: Vec<String> = live
                 .lag
@@ -106,7 +279,9 @@ impl Reporter {
                 .map(|(p, l)| format!("{p}={}", (l.high - l.next).max(0)))
                 .collect();
             let latency = live.latency.summary(None);
-            let ms = |d: std::time::Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
+            // Tenths of a millisecond; fields without a value are left out of the line.
+            let ms = |d: Duration| (d.as_secs_f64() * 1e4).round() / 10.0;
+            let lag = (!lag.is_empty()).then(|| lag.join(","));
             tracing::info!(
                 worker = self.worker,
                 records_in = bars.records_in,
@@ -115,13 +290,14 @@ impl Reporter {
                 read = live.records.load(Ordering::Relaxed),
                 source_rejects = live.rejects.load(Ordering::Relaxed),
                 skipped = live.skipped.load(Ordering::Relaxed),
-                lag = %lag.join(","),
-                latency_p50_ms = latency.map(|l| ms(l.p50)).unwrap_or_default(),
-                latency_p99_ms = latency.map(|l| ms(l.p99)).unwrap_or_default(),
-                latency_samples = latency.map_or(0, |l| l.samples),
-                rows_out = ?stats.rows_out,
+                lag = lag.as_deref(),
+                latency_p50_ms = latency.map(|l| ms(l.p50)),
+                latency_p99_ms = latency.map(|l| ms(l.p99)),
+                latency_samples = latency.map(|l| l.samples),
+                rows_out = (!rows_out.is_empty()).then(|| tracing::field::debug(&rows_out)),
                 rejects,
-                rejects_by_reason = ?stats.rejects,
+                rejects_by_reason = (!rejects_by_reason.is_empty())
+                    .then(|| tracing::field::debug(&rejects_by_reason)),
                 state_records = bars.state_records,
                 "progress"
             );
@@ -133,9 +309,10 @@ impl Reporter {
             rate = format!("{rate:.0}/s"),
             watermark = %watermark,
             bars_out = bars.bars_out,
-            rows_out = ?stats.rows_out,
+            rows_out = (!rows_out.is_empty()).then(|| tracing::field::debug(&rows_out)),
             rejects,
-            rejects_by_reason = ?stats.rejects,
+            rejects_by_reason = (!rejects_by_reason.is_empty())
+                .then(|| tracing::field::debug(&rejects_by_reason)),
             state_records = bars.state_records,
             "progress"
         );

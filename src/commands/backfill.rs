@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use connectors::manifest::{Manifest, RunInfo};
+use connectors::metrics::JobKind;
 use connectors::store::list_inputs;
 use connectors::ConnectorError;
 use dataflows::backfill::{run_worker, BackfillJob, BackfillShared};
@@ -87,6 +88,13 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         feature_sets: config.config.features.enabled_sets(),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
+    let source_name = config.config.first_source().name;
+    let served = super::serve_metrics(
+        &config.config,
+        JobKind::Backfill,
+        args.timely.process,
+        &[source_name.as_str()],
+    )?;
     let scratch = tempfile::Builder::new()
         .prefix("marketflow-")
         .tempdir()
@@ -114,6 +122,8 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         info: info.clone(),
         progress_interval: config.config.progress.build(),
         progress_bar: true,
+        source_name,
+        metrics: served.as_ref().map(|(m, _)| m.clone()),
     });
     if args.timely.process == 0 {
         let (info, output) = (info.clone(), output.clone());
@@ -125,6 +135,9 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         });
     }
     let shared = BackfillShared::default();
+    if let Some((m, _)) = &served {
+        shared.progress.latency.export_to(m.clone());
+    }
     if args.timely.processes > 1 {
         let errors = shared.errors.clone();
         std::thread::spawn(move || loop {
@@ -149,6 +162,11 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
     watchdog::disarm();
     if failure.is_none() {
         failure = shared.errors.get();
+    }
+    let linger = config.config.metrics.linger();
+    if let (Some((_, server)), false) = (&served, linger.is_zero()) {
+        tracing::info!(address = %server.addr(), seconds = linger.as_secs_f64(), "serving the final metrics before exiting");
+        std::thread::sleep(linger);
     }
     if let Some(error) = failure {
         if args.timely.process == 0 {

@@ -8,6 +8,10 @@ mod signals;
 mod simulate;
 mod time;
 
+use std::sync::Arc;
+
+use anyhow::Context;
+use connectors::metrics::{JobKind, Metrics, MetricsServer};
 use dataflows::cluster::ClusterError;
 
 use crate::cli::{Cli, Command};
@@ -33,4 +37,25 @@ pub fn cluster_error(e: ClusterError) -> anyhow::Error {
     } else {
         e.into()
     }
+}
+
+/// The process's metrics and their endpoint, when `[metrics]` serves them for `job` on
+/// process `process` (port + process). A port in use is an error naming the key.
+pub fn serve_metrics(
+    config: &crate::config::Config,
+    job: JobKind,
+    process: usize,
+    sources: &[&str],
+) -> anyhow::Result<Option<(Arc<Metrics>, MetricsServer)>> {
+    let addr = config.metrics.address(job, process).map_err(UsageError)?;
+    let Some(addr) = addr else { return Ok(None) };
+    let command = match job {
+        JobKind::Live => "run",
+        JobKind::Backfill => "backfill",
+    };
+    let metrics = Arc::new(Metrics::new(command, sources));
+    let server = MetricsServer::start(addr, metrics.clone()).with_context(|| {
+        "serving metrics (set [metrics] listen, or MARKETFLOW__METRICS__LISTEN=\"\" to turn them off)"
+    })?;
+    Ok(Some((metrics, server)))
 }

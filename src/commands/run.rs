@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use connectors::kafka::{feed_in_background, EmbeddedBroker, LiveProgress, Speed};
+use connectors::metrics::JobKind;
 use connectors::sync::ErrorSlot;
 use dataflows::cluster::{self, watchdog};
 use dataflows::live::{check_topics, embedded_topics, run_worker, LiveJob, LiveShared, LiveSpec};
@@ -43,7 +44,12 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         .parquet
         .build(args.output.as_deref())
         .map_err(|e| UsageError(format!("--output: {e}")))?;
+    let names: Vec<&str> = c.sources.iter().map(|s| s.name.as_str()).collect();
+    let served = super::serve_metrics(c, JobKind::Live, spec.process, &names)?;
     let progress = Arc::new(LiveProgress::new());
+    if let Some((m, _)) = &served {
+        progress.latency.export_to(m.clone());
+    }
     let stop_flag = progress.clone();
     super::signals::stop_on_signal(move || stop_flag.stop.store(true, Ordering::SeqCst));
 
@@ -66,6 +72,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
             "binance_ws_trades_2024-08-08.csv.gz",
             SAMPLE,
             Speed(args.speed),
+            !args.once && args.speed > 0.0,
             move || stop.stop.load(Ordering::Relaxed),
         )?;
         _broker = Some(broker);
@@ -73,7 +80,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
     } else {
         c.kafka.build(&c.kafka.brokers)
     };
-    let job = LiveJob::build(LiveSpec {
+    let mut job = LiveJob::build(LiveSpec {
         settings: settings.clone(),
         sources: &c.sources,
         time: &c.time,
@@ -93,6 +100,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
             e.into()
         }
     })?;
+    job.metrics = served.as_ref().map(|(m, _)| m.clone());
     let job = Arc::new(job);
     tracing::info!(
         brokers = %if embedded { "embedded" } else { settings.brokers.as_str() },
@@ -107,6 +115,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         errors: ErrorSlot::default(),
         progress,
         producer: Default::default(),
+        leader: Default::default(),
     };
     let (job2, shared2) = (job.clone(), shared.clone());
     let guards = cluster::execute(&spec, job.hash(), move |worker| {

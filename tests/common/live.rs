@@ -74,6 +74,8 @@ topic_prefix = "{prefix}"
 output = "{}"
 [progress]
 interval = "1s"
+[metrics]
+listen = ""
 "#,
         dir.join("live").display()
     );

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use operators::{Reject, SymbolBatch};
 use timely::container::CapacityContainerBuilder;
@@ -65,6 +65,9 @@ pub struct SourceProgress {
     pub rejects: AtomicU64,
     /// Workers of this process that finished their first pass.
     pub workers_scanned: AtomicU64,
+    /// When the sources' watermark (their least capability) passed each event time, for
+    /// the watermark-to-sink delay.
+    pub latency: Arc<crate::metrics::WatermarkLatency>,
 }
 
 /// Chunks a source may read past what the downstream probe has seen complete.
@@ -198,6 +201,7 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
             // Capability times of the last `ahead` chunks emitted.
             let ahead = ahead_budget(peers, config.chunk_rows, config.slack_pieces);
             let mut emitted: VecDeque<i64> = VecDeque::with_capacity(ahead + 1);
+            let mark = progress.latency.register_source();
             activator.activate();
 
             move |_frontiers| {
@@ -384,7 +388,15 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                 }
                 if matches!(phase, Phase::Done) {
                     caps = None;
-                } else if waiting {
+                    progress
+                        .latency
+                        .source_watermark(mark, i64::MAX, Instant::now());
+                    return;
+                }
+                if let Some(t) = caps.as_ref().and_then(|c| c.first()).map(|c| *c.time()) {
+                    progress.latency.source_watermark(mark, t, Instant::now());
+                }
+                if waiting {
                     activator.activate_after(BACKPRESSURE_RETRY);
                 } else {
                     activator.activate();

@@ -137,16 +137,64 @@ pub fn produce_chunks(
     Ok(stats)
 }
 
+/// The event-time and trade-id range of a file fed in a loop: pass k is shifted by k
+/// times the span (whole minutes) and k times the id range, so that it follows the
+/// previous pass and its ids are new.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    first: i64,
+    last: i64,
+    min_id: i64,
+    max_id: i64,
+}
+
+impl Default for Span {
+    fn default() -> Self {
+        Span {
+            first: i64::MAX,
+            last: i64::MIN,
+            min_id: i64::MAX,
+            max_id: i64::MIN,
+        }
+    }
+}
+
+impl Span {
+    /// Widens the span to `t` (unshifted).
+    fn see(&mut self, t: &operators::Trade) {
+        self.first = self.first.min(t.ts_ms);
+        self.last = self.last.max(t.ts_ms);
+        if t.trade_id != operators::NO_TRADE_ID {
+            self.min_id = self.min_id.min(t.trade_id);
+            self.max_id = self.max_id.max(t.trade_id);
+        }
+    }
+
+    /// (event-time shift in ms, trade-id shift) of pass `pass`.
+    fn shift(&self, pass: u32) -> (i64, i64) {
+        if pass == 0 || self.first > self.last {
+            return (0, 0);
+        }
+        let minutes = (self.last - self.first) / 60_000 + 1;
+        let ids = (self.max_id - self.min_id + 1).max(0);
+        let k = i64::from(pass);
+        (k * minutes * 60_000, k * ids)
+    }
+}
+
 /// Feeds `bytes`, a trades file in any supported format (`name` is its file name, for
 /// format detection), into `topic` from a background thread at `speed`, until it ends
-/// or `stop` returns true; the outcome is logged. The live job's embedded default
-/// feeds the bundled sample this way.
+/// or `stop` returns true; the outcome is logged. With `repeat` the file is then fed
+/// again and again, each pass shifted after the previous one in event time and trade
+/// ids (logged as a replay). The live job's embedded default feeds the bundled sample
+/// this way.
 pub fn feed_in_background(
     settings: &crate::kafka::KafkaSettings,
     topic: &str,
     name: &str,
     bytes: &'static [u8],
     speed: Speed,
+    repeat: bool,
     stop: impl Fn() -> bool + Send + 'static,
 ) -> Result<()> {
     let dir = tempfile::Builder::new()
@@ -160,20 +208,52 @@ pub fn feed_in_background(
         .name("feed".into())
         .spawn(move || {
             let _dir = dir;
-            let result = (|| -> Result<ProduceStats> {
-                let producer = SharedProducer::new(&settings)?;
-                let opts = DecodeOptions {
-                    kind: Kind::Trades,
-                    format: FormatHint::Auto,
-                    ..DecodeOptions::default()
-                };
-                let mut reader = crate::decode::open(&path, &name, &Default::default(), &opts)?;
-                let next = |chunk: &mut Chunk| reader.read_chunk(8192, chunk);
-                produce_chunks(&producer, &topic, speed, next, &stop)
-            })();
-            match result {
-                Ok(s) => tracing::info!(records = s.records, topic = %topic, file = %name, "fed"),
-                Err(e) => tracing::error!(error = %e, file = %name, "feeding a file"),
+            let mut span = Span::default();
+            for pass in 0u32.. {
+                let shift = span.shift(pass);
+                let result = (|| -> Result<ProduceStats> {
+                    let producer = SharedProducer::new(&settings)?;
+                    let opts = DecodeOptions {
+                        kind: Kind::Trades,
+                        format: FormatHint::Auto,
+                        ..DecodeOptions::default()
+                    };
+                    let mut reader =
+                        crate::decode::open(&path, &name, &Default::default(), &opts)?;
+                    let next = |chunk: &mut Chunk| {
+                        let more = reader.read_chunk(8192, chunk)?;
+                        for b in chunk.batches.iter_mut() {
+                            for t in b.trades.iter_mut() {
+                                span.see(t);
+                                t.ts_ms += shift.0;
+                                if t.trade_id != operators::NO_TRADE_ID {
+                                    t.trade_id += shift.1;
+                                }
+                            }
+                        }
+                        Ok(more)
+                    };
+                    produce_chunks(&producer, &topic, speed, next, &stop)
+                })();
+                match result {
+                    Ok(s) => {
+                        tracing::info!(records = s.records, topic = %topic, file = %name, pass, "fed")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, file = %name, "feeding a file");
+                        return;
+                    }
+                }
+                if !repeat || stop() {
+                    return;
+                }
+                let next = span.shift(pass + 1);
+                tracing::info!(
+                    file = %name,
+                    pass = pass + 1,
+                    shift_minutes = next.0 / 60_000,
+                    "sample ended: replaying it with event times and trade ids shifted (a replay, not new market data)"
+                );
             }
         })
         .map_err(|e| ConnectorError::io("the feed thread", e))?;

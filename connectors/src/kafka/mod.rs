@@ -6,7 +6,7 @@ pub mod config;
 mod embedded;
 mod json;
 mod lag;
-mod latency;
+
 mod load;
 mod offsets;
 mod sink;
@@ -22,7 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 pub use config::{KafkaConfig, KafkaSinkConfig, SourceConfig};
 pub use embedded::EmbeddedBroker;
 pub use json::{row_key, rows_to_json, KafkaRecord};
-pub use latency::{LatencySummary, WatermarkLatency};
+
 pub use load::{candle_json, feed_in_background, produce_chunks, trade_json, ProduceStats, Speed};
 pub use offsets::DoneRule;
 /// The Kafka client library, for commands that read topics directly.

@@ -19,7 +19,8 @@ use timely::dataflow::{Stream, StreamVec};
 use timely::scheduling::SyncActivator;
 
 use crate::kafka::json::rows_to_json;
-use crate::kafka::{KafkaSettings, WatermarkLatency};
+use crate::kafka::KafkaSettings;
+use crate::metrics::WatermarkLatency;
 use crate::parquet::FeatureRow;
 use crate::rejects::to_json_line;
 use crate::sync::ErrorSlot;

@@ -89,10 +89,12 @@ pub struct LiveProgress {
     pub skipped: AtomicU64,
     /// Lag per `topic/partition`.
     pub lag: Mutex<BTreeMap<String, PartitionLag>>,
+    /// Records accepted per source name.
+    pub by_source: Mutex<BTreeMap<String, u64>>,
     /// Set on SIGINT/SIGTERM: stop reading, let in-flight work finish.
     pub stop: AtomicBool,
     /// Delay from the watermark passing a window's end to its rows on the topics.
-    pub latency: Arc<crate::kafka::WatermarkLatency>,
+    pub latency: Arc<crate::metrics::WatermarkLatency>,
 }
 
 impl LiveProgress {
@@ -274,6 +276,14 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                 progress
                     .records
                     .fetch_add(accepted as u64, Ordering::Relaxed);
+                if accepted > 0 {
+                    *progress
+                        .by_source
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(config.name.clone())
+                        .or_default() += accepted as u64;
+                }
                 progress
                     .rejects
                     .fetch_add(chunk.rejects.len() as u64, Ordering::Relaxed);

@@ -186,6 +186,7 @@ impl<R: FeatureRow> OpenFile<R> {
             sha256: committed.sha256,
             min_window_end: self.first,
             max_window_end: self.last,
+            resolution_ms: self.key.resolution_ms,
         }))
     }
 }

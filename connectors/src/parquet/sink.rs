@@ -2,6 +2,7 @@
 //! and makes the file visible once, when the frontier has passed its end plus the
 //! allowed lateness.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +10,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{Stream, StreamVec};
 
+use crate::metrics::WatermarkLatency;
 use crate::parquet::config::Partitioning;
 use crate::parquet::file::{FileKey, OpenFile};
 use crate::parquet::layout::{Span, HOUR_MS};
@@ -33,6 +35,9 @@ pub struct PartitionWritten {
     pub min_window_end: i64,
     /// Greatest window end in the file.
     pub max_window_end: i64,
+    /// The bar resolution of the file's rows, ms (for counters; not in the manifest).
+    #[serde(skip)]
+    pub resolution_ms: i64,
 }
 
 /// How a job writes its lake files.
@@ -60,6 +65,8 @@ pub struct LakeSpec {
     pub lateness_ms: i64,
     /// Backfill or live.
     pub mode: LakeMode,
+    /// Times rows reaching the sink against the watermark (when metrics are served).
+    pub delay: Arc<WatermarkLatency>,
 }
 
 impl LakeSpec {
@@ -157,6 +164,12 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
             };
             move |(input, frontier), out| {
                 input.for_each(|_time, data| {
+                    spec.delay.record_rows(
+                        "parquet",
+                        R::SET.name(),
+                        data.iter().map(|r| r.window_end()),
+                        Instant::now(),
+                    );
                     for row in data.drain(..) {
                         let key = file_cache.file_of(row.resolution_ms(), row.window_end());
                         files

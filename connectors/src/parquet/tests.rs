@@ -88,6 +88,7 @@ fn lake(dir: &std::path::Path, partitioning: Partitioning, mode: LakeMode) -> La
         partitioning,
         lateness_ms: 0,
         mode,
+        delay: Default::default(),
     }
 }
 

@@ -188,6 +188,7 @@ impl LiveJob {
             restored_frontier: restored_cut.map(|cut| cut.saturating_add(lateness_ms)),
             checkpoints: store,
             progress_interval: spec.progress.build(),
+            metrics: None,
         })
     }
 

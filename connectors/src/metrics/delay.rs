@@ -1,17 +1,19 @@
-//! Delay from the job's watermark passing a window's end to the window's rows being
-//! acknowledged on their feature topic: the watermark's history and a histogram of the
-//! delays per feature set.
+//! Delay from the job's watermark passing a window's end to the window's rows reaching
+//! a sink (acknowledged on their feature topic, or handed to the Parquet writer): the
+//! watermark's history, percentiles for the progress line, and the exported histogram.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use super::Metrics;
 
 /// Watermark history (when the job's watermark first reached each value) and latency
 /// samples of acknowledged rows. Shared by the workers of a process.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
-/// use connectors::kafka::WatermarkLatency;
+/// use connectors::metrics::WatermarkLatency;
 /// let l = WatermarkLatency::default();
 /// let (a, b) = (l.register_source(), l.register_source());
 /// let t0 = Instant::now();
@@ -28,6 +30,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Default)]
 pub struct WatermarkLatency {
     inner: Mutex<Inner>,
+    /// The process's metrics, once served: every row's delay is also observed there.
+    export: OnceLock<Arc<Metrics>>,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +41,16 @@ struct Inner {
     marks: VecDeque<(i64, Instant)>,
     /// Delays per feature set.
     delays: std::collections::BTreeMap<&'static str, Histogram>,
+}
+
+impl Inner {
+    /// The delay at `at` of a row whose end is passed by mark `i` (see
+    /// [`WatermarkLatency::record_rows`]).
+    fn delay_at(marks: &VecDeque<(i64, Instant)>, i: usize, at: Instant) -> Duration {
+        marks.get(i).map_or(Duration::ZERO, |(_, passed)| {
+            at.saturating_duration_since(*passed)
+        })
+    }
 }
 
 /// Counts of delays in µs: exact below 1024 µs, then 512 buckets per power of two
@@ -126,17 +140,58 @@ impl WatermarkLatency {
         }
     }
 
-    /// Records a row of `set` whose window ends at `end`, acknowledged at `acked`. Rows
-    /// whose window end was not seen being passed (before the job started) are not
-    /// measured.
+    /// Also observes every row's delay into `metrics` (histogram
+    /// `marketflow_sink_delay_seconds`).
+    pub fn export_to(&self, metrics: Arc<Metrics>) {
+        let _ = self.export.set(metrics);
+    }
+
+    /// Records a row of `set` whose window ends at `end`, acknowledged on its topic at
+    /// `acked`. The percentiles leave out rows whose window end was not seen being
+    /// passed (before the job started, or not yet noted); the exported histogram counts
+    /// every row (see [`WatermarkLatency::record_rows`]).
     pub fn record(&self, set: &'static str, end: i64, acked: Instant) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let i = g.marks.partition_point(|(w, _)| *w < end);
+        if let Some(m) = self.export.get() {
+            let d = Inner::delay_at(&g.marks, i, acked);
+            m.sink_delay("kafka", set).observe(d.as_secs_f64());
+        }
         if i == 0 || i == g.marks.len() {
             return;
         }
         let us = acked.saturating_duration_since(g.marks[i].1).as_micros() as u64;
         g.delays.entry(set).or_default().add(us);
+    }
+
+    /// Observes rows of `set` reaching `sink` at `at`, one window end each, into the
+    /// exported histogram (nothing when metrics are off). A row whose end was passed
+    /// before the watermark history starts is timed from its first mark; one whose end
+    /// is not noted as passed yet counts as no delay.
+    pub fn record_rows(
+        &self,
+        sink: &'static str,
+        set: &'static str,
+        ends: impl Iterator<Item = i64>,
+        at: Instant,
+    ) {
+        let Some(m) = self.export.get() else { return };
+        let hist = m.sink_delay(sink, set).local();
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last: Option<(i64, f64)> = None;
+        for end in ends {
+            let secs = match last {
+                Some((e, s)) if e == end => s,
+                _ => {
+                    let i = g.marks.partition_point(|(w, _)| *w < end);
+                    Inner::delay_at(&g.marks, i, at).as_secs_f64()
+                }
+            };
+            last = Some((end, secs));
+            hist.observe(secs);
+        }
+        drop(g);
+        hist.flush();
     }
 
     /// The feature sets measured so far.
