@@ -264,6 +264,7 @@ fn validate(config: &Config, problems: &mut Vec<(String, String)>) -> Vec<Resolu
     problems.extend(config.checkpoint.check());
     problems.extend(config.progress.check());
     problems.extend(config.metrics.check());
+    problems.extend(config.sinks.kafka.check());
     if let Some(msg) = config.kafka.check() {
         problems.push(("kafka.brokers".into(), msg));
     }

@@ -1,7 +1,8 @@
 //! End-to-end tests of the live path against a separate Kafka-protocol broker (tansu,
 //! installed and started by `scripts/kafka-broker.sh`): feature topics equal the
 //! backfill's rows value for value, on one process and on two sharing the partitions;
-//! bad or late records land in the dead-letter topic.
+//! bad or late records land in the dead-letter topic; the job creates its feature
+//! topics with the configured partition count.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::live::*;
 use common::{assert_ok, marketflow, sample};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::Value;
@@ -219,4 +221,60 @@ fn bad_and_late_records_go_to_the_dead_letter_topic() {
         closes,
         [(2_000, 10.0), (3_000, 12.0), (4_000, 11.0), (10_000, 13.0)]
     );
+}
+
+#[test]
+fn the_job_creates_its_feature_topics_with_the_configured_partitions() {
+    let brokers = broker();
+    let dir = tempfile::tempdir().unwrap();
+    let tag = format!("topics{}", std::process::id());
+    let topic = format!("{tag}.raw");
+    create_topic(&topic, 1);
+    let prefix = format!("{tag}.feature.");
+    let config = write_config(dir.path(), &brokers, &tag, &topic, &prefix);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        &format!("topic_prefix = \"{prefix}\""),
+        &format!("topic_prefix = \"{prefix}\"\npartitions = 3"),
+    );
+    std::fs::write(&config, text).unwrap();
+    let job = spawn_run(&config);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    // Every set at every resolution, before any row is written.
+    let sets = [
+        "bars",
+        "indicators",
+        "alerts",
+        "correlation",
+        "beta",
+        "risk",
+    ];
+    let wanted: Vec<String> = sets
+        .iter()
+        .flat_map(|s| ["1s", "1m", "5m"].map(|r| format!("{prefix}{s}.{r}")))
+        .collect();
+    let started = Instant::now();
+    let counts = loop {
+        let md = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap();
+        let counts: BTreeMap<String, usize> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name().starts_with(&prefix))
+            .map(|t| (t.name().to_string(), t.partitions().len()))
+            .collect();
+        if counts.len() >= wanted.len() || started.elapsed().as_secs() > 30 {
+            break counts;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    stop(job);
+    for t in &wanted {
+        assert_eq!(counts.get(t), Some(&3), "{t} in {counts:?}");
+    }
+    assert_eq!(counts.len(), wanted.len(), "{counts:?}");
 }

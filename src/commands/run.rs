@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use connectors::kafka::{feed_in_background, EmbeddedBroker, LiveProgress, Speed};
+use connectors::kafka::{
+    ensure_topics, feature_topic, feed_in_background, EmbeddedBroker, LiveProgress, Speed,
+};
 use connectors::metrics::JobKind;
 use connectors::sync::ErrorSlot;
 use dataflows::cluster::{self, watchdog};
@@ -59,6 +61,11 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         let topics = embedded_topics(&c.sources, EMBEDDED_PARTITIONS);
         let refs: Vec<(&str, i32)> = topics.iter().map(|(t, p)| (t.as_str(), *p)).collect();
         let broker = EmbeddedBroker::start(&refs)?;
+        if let Some(layout) = c.sinks.kafka.layout() {
+            for name in feature_topics(&config) {
+                broker.create_topic(&name, layout.partitions)?;
+            }
+        }
         let settings = c.kafka.build(&broker.bootstrap_servers());
         tracing::info!(brokers = %settings.brokers, topic = %c.sources[0].topic, speed = args.speed, "embedded broker started; feeding the bundled Binance sample");
         // The embedded broker keeps about 5 MB per partition: compress what is fed so
@@ -101,6 +108,20 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         }
     })?;
     job.metrics = served.as_ref().map(|(m, _)| m.clone());
+    // Process 0 creates the feature topics before the cluster connects, so no process
+    // writes to one that the broker would auto-create with its defaults (the embedded
+    // broker made them at start).
+    if let (0, Some(layout), false) = (spec.process, c.sinks.kafka.layout(), embedded) {
+        let names = feature_topics(&config);
+        let created = ensure_topics(&settings, &names, layout)?;
+        tracing::info!(
+            topics = names.len(),
+            created = created.len(),
+            partitions = layout.partitions,
+            replication_factor = layout.replication_factor,
+            "feature topics ready"
+        );
+    }
     let job = Arc::new(job);
     tracing::info!(
         brokers = %if embedded { "embedded" } else { settings.brokers.as_str() },
@@ -159,4 +180,19 @@ fn log_summary(progress: &LiveProgress) {
         latency_p50_p99_ms_by_set = %by_set.join(","),
         "live job stopped; sinks flushed and offsets committed"
     );
+}
+
+/// Every feature topic the job writes: each enabled set at each resolution.
+fn feature_topics(config: &Validated) -> Vec<String> {
+    let c = &config.config;
+    c.features
+        .enabled_sets()
+        .iter()
+        .flat_map(|set| {
+            config
+                .resolutions
+                .iter()
+                .map(move |r| feature_topic(&c.sinks.kafka.topic_prefix, set, r.label()))
+        })
+        .collect()
 }

@@ -153,17 +153,63 @@ pub struct KafkaSinkConfig {
     /// Feature topics are `<topic_prefix><set>.<resolution>`.
     #[serde(default = "default_topic_prefix")]
     pub topic_prefix: String,
+    /// Partitions of each feature topic the job creates at start (topics that exist
+    /// are kept); 0 leaves creation to the broker (auto-create on first write).
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    /// Replication factor of the topics the job creates; -1 takes the broker's
+    /// `default.replication.factor`.
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i32,
 }
 
 fn default_topic_prefix() -> String {
     "feature.".into()
 }
 
+fn default_partitions() -> i32 {
+    1
+}
+
+fn default_replication_factor() -> i32 {
+    -1
+}
+
 impl Default for KafkaSinkConfig {
     fn default() -> Self {
         KafkaSinkConfig {
             topic_prefix: default_topic_prefix(),
+            partitions: default_partitions(),
+            replication_factor: default_replication_factor(),
         }
+    }
+}
+
+impl KafkaSinkConfig {
+    /// Every problem of the section, each with its key.
+    pub fn check(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.partitions < 0 {
+            out.push((
+                "sinks.kafka.partitions".into(),
+                "must be 0 (broker default) or more".into(),
+            ));
+        }
+        if self.replication_factor == 0 || self.replication_factor < -1 {
+            out.push((
+                "sinks.kafka.replication_factor".into(),
+                "must be -1 (broker default) or at least 1".into(),
+            ));
+        }
+        out
+    }
+
+    /// How the job creates its feature topics; `None` when the broker creates them.
+    pub fn layout(&self) -> Option<crate::kafka::TopicLayout> {
+        (self.partitions > 0).then_some(crate::kafka::TopicLayout {
+            partitions: self.partitions,
+            replication_factor: self.replication_factor,
+        })
     }
 }
 

@@ -11,6 +11,7 @@ mod load;
 mod offsets;
 mod sink;
 mod source;
+mod topics;
 mod watermark;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ pub use sink::{DeadLetterSink, DeliveryErrors, KafkaFeatureSink, SharedProducer}
 pub use source::{
     KafkaSource, KafkaSourceConfig, LiveProgress, PartitionLag, SourceCheckpoints, SourceProbes,
 };
+pub use topics::{ensure_topics, feature_topic, TopicLayout};
 pub use watermark::{CommitTracker, Watermarks};
 
 use crate::{ConnectorError, Result};
