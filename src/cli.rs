@@ -48,6 +48,9 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Print a feature topic as JSON lines or a table.
     Consume(ConsumeArgs),
+    /// Draw a symbol's candles (volume, Bollinger bands, RSI) or the correlation
+    /// matrix from a lake, as SVG or PNG.
+    Chart(ChartArgs),
 }
 
 /// `marketflow run`
@@ -200,6 +203,44 @@ pub struct BackfillArgs {
     /// Cluster flags.
     #[command(flatten)]
     pub timely: TimelyArgs,
+}
+
+/// `marketflow chart`
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    marketflow chart --input out --symbol spot:BTCUSDT --resolution 1m --output btc.png\n  \
+    marketflow chart --input s3://bucket/lake --correlation --to 2024-08-09T00:00:00Z --output corr.svg")]
+pub struct ChartArgs {
+    /// The lake's root: a path or an object-store URL (the backfill's --output).
+    #[arg(long, value_name = "LAKE")]
+    pub input: String,
+    /// The symbol to draw (not needed with --correlation).
+    #[arg(long, value_name = "S", required_unless_present = "correlation")]
+    pub symbol: Option<String>,
+    /// Only bars whose window starts at or after TIME (RFC 3339 or epoch ms).
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+    /// Only bars whose window ends at or before TIME (RFC 3339 or epoch ms); with
+    /// --correlation, the matrix of the latest window end at or before TIME.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+    /// Bar resolution, e.g. 1m (default: the finest one present in the lake's bars,
+    /// or in its correlation set with --correlation).
+    #[arg(long, value_name = "R")]
+    pub resolution: Option<String>,
+    /// Draw the correlation matrix (last window end <= --to, or the lake's last) as a
+    /// heatmap instead of candles.
+    #[arg(long)]
+    pub correlation: bool,
+    /// The image to write: FILE.svg or FILE.png.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Image width in pixels.
+    #[arg(long, default_value_t = 1280, value_parser = clap::value_parser!(u32).range(320..=8192))]
+    pub width: u32,
+    /// Image height in pixels.
+    #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u32).range(320..=8192))]
+    pub height: u32,
 }
 
 /// `marketflow simulate`

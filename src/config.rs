@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use connectors::chart::ChartSinkConfig;
 use connectors::kafka::{KafkaConfig, KafkaSinkConfig, SourceConfig};
 use connectors::metrics::MetricsConfig;
 use connectors::parquet::ParquetSinkConfig;
@@ -73,6 +74,9 @@ pub struct SinksConfig {
     /// `[sinks.parquet]`
     #[serde(default)]
     pub parquet: ParquetSinkConfig,
+    /// `[sinks.charts]`: a chart per symbol and closed lake partition.
+    #[serde(default)]
+    pub charts: ChartSinkConfig,
 }
 
 impl Config {
@@ -272,7 +276,11 @@ fn validate(config: &Config, problems: &mut Vec<(String, String)>) -> Vec<Resolu
     if let Err(e) = config.sinks.parquet.build(None) {
         problems.push(("sinks.parquet.output".into(), e.to_string()));
     }
-    config.features.resolutions().unwrap_or_default()
+    let resolutions = config.features.resolutions().unwrap_or_default();
+    if !resolutions.is_empty() {
+        problems.extend(config.sinks.charts.check(&resolutions));
+    }
+    resolutions
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! marketflow's connectors: file and object-store inputs, input decoders, Kafka sources
-//! and sinks, the Parquet sink, the dead-letter writer, the run manifest, Prometheus metrics and the market simulator.
+//! and sinks, the Parquet sink, charts, the dead-letter writer, the run manifest, Prometheus metrics
+//! and the market simulator.
 
+pub mod chart;
 pub mod checkpoint;
 pub mod decode;
 pub mod error;

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use connectors::chart::ChartSpec;
 use connectors::decode::DecodeOptions;
 use connectors::files::{FileSource, FileSourceConfig, SourceProgress, Unit};
 use connectors::manifest::{Manifest, ReportStatus, RunEvent, RunInfo, WriteManifest};
@@ -23,7 +24,7 @@ use timely::dataflow::operators::{Concat, Inspect, Probe};
 use timely::dataflow::StreamVec;
 use timely::worker::Worker;
 
-use crate::graph::{features, FeatureConfig, SetSinks};
+use crate::graph::{attach_charts, features, FeatureConfig, SetSinks};
 use crate::progress::{MetricsPush, Reporter, WorkerStats};
 
 /// Everything a backfill worker needs; shared by all workers of a process.
@@ -49,6 +50,8 @@ pub struct BackfillJob {
     pub partitioning: Partitioning,
     /// Feature settings.
     pub features: FeatureConfig,
+    /// The chart sink, when `[sinks.charts]` is enabled.
+    pub charts: Option<ChartSpec>,
     /// Facts for the manifest.
     pub info: RunInfo,
     /// Progress log interval.
@@ -105,6 +108,17 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
         let (watermark, batches) = batches.probe();
         let mut out = features(batches, source_rejects, &job.features, bars_stats, None);
         out.bars = out.bars.probe_with(&consumed);
+        // Charts carry no rows into the manifest, but it waits for them.
+        let charts = job.charts.clone().map(|spec| {
+            attach_charts(
+                &out.bars,
+                out.indicators.as_ref(),
+                spec,
+                errors.clone(),
+                stats.clone(),
+            )
+            .flat_map(|_| None::<RunEvent>)
+        });
         let mut sinks = LakeSinks {
             lake: LakeSpec {
                 output: job.output.clone(),
@@ -126,6 +140,10 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             .map(RunEvent::Partition)
             .concat(source_events)
             .concat(rejects.write_rejects(job.output.clone(), job.inputs.clone(), errors.clone()));
+        let events = match charts {
+            Some(c) => events.concat(c),
+            None => events,
+        };
         let threads = (job.info.workers / job.info.processes.max(1)).max(1);
         let done = events
             .report_status(index / threads, errors.clone())

@@ -5,7 +5,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use connectors::chart::{ChartSink, ChartSpec, ChartWritten};
 use connectors::parquet::FeatureRow;
+use connectors::sync::ErrorSlot;
 use operators::checkpoint::{CheckpointPlan, Checkpointing, SnapshotSink, StateKind};
 use operators::comoments::{
     BetaRow, CoMomentConfig, CoMomentLogic, CorrMatrix, CorrRow, CorrelationLayout,
@@ -14,8 +16,8 @@ use operators::comoments::{
 use operators::grid::{DenseGrid, DenseGridOp, LastBars};
 use operators::indicators::{AlertRow, IndicatorConfig, IndicatorLogic, IndicatorRow, Indicators};
 use operators::risk::{Risk, RiskConfig, RiskLogic, RiskRow};
-use operators::{Bar, Bars, BarsConfig, BarsStats, Reject, SymbolBatch};
-use timely::dataflow::operators::Concat;
+use operators::{Bar, Bars, BarsConfig, BarsStats, FeatureSet, Reject, SymbolBatch};
+use timely::dataflow::operators::{Concat, Inspect, ToStream};
 use timely::dataflow::StreamVec;
 
 /// What the features are computed with.
@@ -139,6 +141,29 @@ pub fn features<'scope>(
         out.beta = config.beta.then_some(beta);
     }
     out
+}
+
+/// Attaches the chart sink (`[sinks.charts]`) to `bars` and `indicators` (none when
+/// indicators are off), counting each chart as a `charts` row of `bars` in `stats`;
+/// returns the charts written.
+pub fn attach_charts<'scope>(
+    bars: &StreamVec<'scope, i64, Bar>,
+    indicators: Option<&StreamVec<'scope, i64, IndicatorRow>>,
+    spec: ChartSpec,
+    errors: ErrorSlot,
+    stats: Rc<RefCell<crate::progress::WorkerStats>>,
+) -> StreamVec<'scope, i64, ChartWritten> {
+    let indicators = match indicators {
+        Some(rows) => rows.clone(),
+        None => Vec::<IndicatorRow>::new().to_stream(bars.scope()),
+    };
+    bars.clone()
+        .chart_sink(indicators, spec, errors)
+        .inspect(move |c: &ChartWritten| {
+            stats
+                .borrow_mut()
+                .rows("charts", FeatureSet::Bars, c.resolution_ms, 1)
+        })
 }
 
 /// Attaches a sink to feature streams of any set: live and backfill each implement it

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use connectors::chart::ChartSpec;
 use connectors::checkpoint::CheckpointStore;
 use connectors::kafka::{
     DeadLetterSink, DoneRule, KafkaFeatureSink, KafkaSource, KafkaSourceConfig, LiveProgress,
@@ -26,7 +27,7 @@ mod build;
 
 pub use build::{check_topics, embedded_topics, LiveBuildError, LiveSpec};
 
-use crate::graph::{features, FeatureConfig, SetSinks};
+use crate::graph::{attach_charts, features, FeatureConfig, SetSinks};
 use crate::progress::{MetricsPush, Reporter, WorkerStats};
 
 /// Everything a live worker needs; shared by all workers of a process.
@@ -36,6 +37,8 @@ pub struct LiveJob {
     pub sources: Vec<KafkaSourceConfig>,
     /// Feature settings.
     pub features: FeatureConfig,
+    /// The chart sink, when `[sinks.charts]` is enabled.
+    pub charts: Option<ChartSpec>,
     /// Parquet output root.
     pub output: Location,
     /// The lake's time partition per resolution.
@@ -165,6 +168,30 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             bars_stats,
             Some(snapshots),
         );
+        if let Some(spec) = job.charts.clone() {
+            // Charts are derived output: Kafka offsets do not wait for them. Rows of
+            // partitions final before a restart are dropped as for the lake, so a
+            // chart drawn before the restart is not overwritten.
+            let rule = DoneRule {
+                resolutions_ms: Vec::new(),
+                lateness_ms: job.lateness_ms,
+            };
+            let restored = job.restored_frontier;
+            let keep = move |w: i64| restored.is_none_or(|f| !rule.final_partition(w, f));
+            let k = keep.clone();
+            let bars = out.bars.clone().filter(move |b| k(b.window_end));
+            let indicators = out
+                .indicators
+                .clone()
+                .map(|s| s.filter(move |r| keep(r.window_end)));
+            attach_charts(
+                &bars,
+                indicators.as_ref(),
+                spec,
+                errors.clone(),
+                stats.clone(),
+            );
+        }
         let mut sinks = LiveSinks {
             job,
             producer: &producer,

@@ -119,6 +119,12 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         output: output.clone(),
         partitioning: config.config.sinks.parquet.partitioning,
         features: config.config.features.build(bars),
+        charts: config.config.sinks.charts.build(
+            &output,
+            config.config.sinks.parquet.partitioning,
+            0,
+            &config.resolutions,
+        ),
         info: info.clone(),
         progress_interval: config.config.progress.build(),
         progress_bar: true,

@@ -1,6 +1,7 @@
 //! Command dispatch.
 
 mod backfill;
+mod chart;
 mod consume;
 mod produce;
 mod run;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args, config),
         Command::Produce(args) => produce::run(args, config),
         Command::Consume(args) => consume::run(args, config),
+        Command::Chart(args) => chart::run(args),
     }
 }
 

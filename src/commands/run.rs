@@ -98,6 +98,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         sink: &c.sinks.kafka,
         output: output.clone(),
         partitioning: c.sinks.parquet.partitioning,
+        charts: &c.sinks.charts,
         workers: spec.workers(),
     })
     .map_err(|e| -> anyhow::Error {

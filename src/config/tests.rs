@@ -21,6 +21,7 @@ fn embedded_default_is_valid() {
     assert_eq!(v.config.kafka.brokers, "embedded");
     assert_eq!(v.config.checkpoint.interval.as_ms(), 3_600_000);
     assert_eq!(v.config.sources[0].kind, Kind::Trades);
+    assert_eq!(v.config.sinks.charts, ChartSinkConfig::default());
 }
 
 #[test]
@@ -30,6 +31,7 @@ fn an_empty_file_takes_every_default() {
     assert_eq!(v.config.time, TimeConfig::default());
     assert_eq!(v.config.sources, vec![SourceConfig::default()]);
     assert_eq!(v.config.progress.interval.as_ms(), 5_000);
+    assert!(!v.config.sinks.charts.enabled);
 }
 
 #[test]

@@ -125,7 +125,7 @@ impl Metrics {
             rows_out: IntCounterVec::new(
                 Opts::new(
                     "marketflow_rows_out_total",
-                    "Feature rows written, by sink (kafka, parquet), set and resolution",
+                    "Feature rows written, by sink (kafka, parquet; charts: charts drawn), set and resolution",
                 ),
                 &["sink", "set", "resolution"],
             )

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use connectors::chart::ChartSinkConfig;
 use connectors::checkpoint::{CheckpointStore, Expected};
 use connectors::kafka::{
     topic_partitions, DoneRule, KafkaSettings, KafkaSinkConfig, KafkaSourceConfig,
@@ -69,6 +70,8 @@ pub struct LiveSpec<'a> {
     pub progress: &'a ProgressConfig,
     /// `[sinks.kafka]`
     pub sink: &'a KafkaSinkConfig,
+    /// `[sinks.charts]`
+    pub charts: &'a ChartSinkConfig,
     /// Parquet output root (also where checkpoints live).
     pub output: Location,
     /// The lake's time partition per resolution.
@@ -177,9 +180,16 @@ impl LiveJob {
                 max_poll: MAX_POLL,
             });
         }
+        let charts = spec.charts.build(
+            &spec.output,
+            spec.partitioning,
+            lateness_ms,
+            spec.resolutions,
+        );
         Ok(LiveJob {
             sources,
             features,
+            charts,
             output: spec.output,
             partitioning: spec.partitioning,
             topic_prefix: spec.sink.topic_prefix.clone(),
