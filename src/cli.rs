@@ -48,6 +48,8 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Print a feature topic as JSON lines or a table.
     Consume(ConsumeArgs),
+    /// List the backfill runs of a lake (`runs`), or print one (`runs show RUN_ID`).
+    Runs(RunsArgs),
     /// Draw a symbol's candles (volume, Bollinger bands, RSI) or the correlation
     /// matrix from a lake, as SVG or PNG.
     Chart(ChartArgs),
@@ -97,6 +99,39 @@ pub enum ConsumeFormat {
     Json,
     /// An aligned table.
     Table,
+}
+
+/// `marketflow runs`
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// The lake's root (default: sinks.parquet.output).
+    #[arg(long, global = true, value_name = "URL")]
+    pub output: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = RunsFormat::Table)]
+    pub format: RunsFormat,
+    /// `show RUN_ID`: one run's manifest.
+    #[command(subcommand)]
+    pub show: Option<RunsCommand>,
+}
+
+/// `marketflow runs` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run: its facts, rows and checksum per feature set, rejects and error.
+    Show {
+        /// The run id (the manifest's file name under `_runs/`).
+        run_id: String,
+    },
+}
+
+/// Formats of `marketflow runs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RunsFormat {
+    /// Aligned text.
+    Table,
+    /// JSON: an array of run summaries, or the manifest as written.
+    Json,
 }
 
 /// `marketflow consume`

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod parquet;
 pub mod rejects;
+pub mod runs;
 pub mod simulate;
 pub mod store;
 pub mod sync;

@@ -65,7 +65,6 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         .build(args.output.as_deref())
         .map_err(|e| UsageError(format!("--output: {e}")))?;
     let inputs = list_inputs(&args.input).map_err(usage_if_input)?;
-    let units = connectors::files::plan_units(&inputs, &decode)?;
     let bars = BarsConfig::new(&config.resolutions)?;
     let workers = spec.workers();
     let run_id = args
@@ -87,6 +86,20 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         processes: args.timely.processes,
         feature_sets: config.config.features.enabled_sets(),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    };
+    // An input that cannot be planned (unreadable metadata) fails the run: it is
+    // recorded like any failed run, so the registry shows it.
+    let units = match connectors::files::plan_units(&inputs, &decode) {
+        Ok(u) => u,
+        Err(e) => {
+            if args.timely.process == 0 {
+                let manifest = Manifest::build(info, &[], Some(e.to_string()));
+                if let Err(w) = manifest.write(&output) {
+                    tracing::warn!(error = %w, "could not write the failed run manifest");
+                }
+            }
+            return Err(e.into());
+        }
     };
     let source_name = config.config.first_source().name;
     let served = super::serve_metrics(

@@ -5,6 +5,7 @@ mod chart;
 mod consume;
 mod produce;
 mod run;
+mod runs;
 mod signals;
 mod simulate;
 mod time;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => produce::run(args, config),
         Command::Consume(args) => consume::run(args, config),
         Command::Chart(args) => chart::run(args),
+        Command::Runs(args) => runs::run(args, config),
     }
 }
 
