@@ -42,19 +42,11 @@ fn lake() -> &'static Path {
         let text = std::fs::read_to_string(sample_config()).unwrap();
         std::fs::write(&config, format!("{text}\n[sinks.charts]\nenabled = true\n")).unwrap();
         let out = dir.join("lake");
-        assert_ok(&marketflow(&[
-            "backfill",
-            "--config",
-            config.to_str().unwrap(),
-            "--input",
-            sample().to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--run-id",
-            "charts",
-            "-w",
-            "2",
-        ]));
+        assert_ok(&backfill_sample(
+            &config,
+            &out,
+            &["--run-id", "charts", "-w", "2"],
+        ));
         out
     })
 }
@@ -398,15 +390,7 @@ fn sinks_charts_config_is_checked_with_its_keys() {
         ),
     )
     .unwrap();
-    let out = marketflow(&[
-        "backfill",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        sample().to_str().unwrap(),
-        "--output",
-        dir.join("lake").to_str().unwrap(),
-    ]);
+    let out = backfill_sample(&config, &dir.join("lake"), &[]);
     for key in [
         "sinks.charts.format",
         "sinks.charts.colour: unknown key",

@@ -29,19 +29,11 @@ fn run(dir: &Path, layout: &str, workers: &str) -> std::path::PathBuf {
     );
     std::fs::write(&config, with_layout).unwrap();
     let out = dir.join(format!("{layout}-w{workers}"));
-    assert_ok(&marketflow(&[
-        "backfill",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        sample().to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--run-id",
-        "m",
-        "-w",
-        workers,
-    ]));
+    assert_ok(&backfill_sample(
+        &config,
+        &out,
+        &["--run-id", "m", "-w", workers],
+    ));
     out
 }
 

@@ -266,27 +266,27 @@ fn prometheus_scrapes_a_live_job_and_a_two_process_backfill() {
     // The backfill's final values, as Prometheus stored them (the processes are gone).
     let last = |q: &str| format!("sum(last_over_time({q}[10m]))");
     let within = Duration::from_secs(20);
-    let got = wait_for(
-        &prom,
-        &last("marketflow_records_in_total{job=\"backfill\"}"),
-        |v| v == records,
-        within,
-    );
-    assert_eq!(got, Some(records), "records in of both processes");
-    let got = wait_for(
-        &prom,
-        &last("marketflow_rows_out_total{job=\"backfill\"}"),
-        |v| v == rows,
-        within,
-    );
-    assert_eq!(got, Some(rows), "rows out = the manifest's rows");
-    let got = wait_for(
-        &prom,
-        &last("marketflow_sink_delay_seconds_count{job=\"backfill\"}"),
-        |v| v == rows,
-        within,
-    );
-    assert_eq!(got, Some(rows), "one delay observation per row written");
+    for (family, want, what) in [
+        (
+            "marketflow_records_in_total",
+            records,
+            "records in of both processes",
+        ),
+        (
+            "marketflow_rows_out_total",
+            rows,
+            "rows out = the manifest's rows",
+        ),
+        (
+            "marketflow_sink_delay_seconds_count",
+            rows,
+            "one delay observation per row written",
+        ),
+    ] {
+        let q = last(&format!("{family}{{job=\"backfill\"}}"));
+        let got = wait_for(&prom, &q, |v| v == want, within);
+        assert_eq!(got, Some(want), "{what}");
+    }
     let got = query(
         &prom,
         "max(last_over_time(marketflow_partition_lag_records{job=\"backfill\"}[10m]))",

@@ -399,3 +399,13 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .map(|l| l.local_addr().unwrap().port())
         .collect()
 }
+
+/// `marketflow backfill --config CONFIG --input <the sample> --output OUT EXTRA...`.
+pub fn backfill_sample(config: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["backfill", "--config", config.to_str().unwrap(), "--input"];
+    let input = sample();
+    args.push(input.to_str().unwrap());
+    args.extend(["--output", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    marketflow(&args)
+}
