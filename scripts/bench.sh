@@ -35,7 +35,9 @@
 #                                   runs scripts/bench_features.sh (every feature set vs
 #                                   polars, the correlation operator at N = 100 / 500),
 #                                   scripts/bench_shapes.sh (every set on the shapes A-D:
-#                                   dense, long and sparse, wide, daily equities) and
+#                                   dense, long and sparse, wide, daily equities),
+#                                   scripts/bench_wide.sh (shape W: 200 symbols at 1s,
+#                                   both correlation layouts, RSS against the span) and
 #                                   scripts/bench_scaling.sh (1x1, 1x2, 2x1 processes x
 #                                   workers, SCALING_ROUNDS interleaved rounds) and
 #                                   scripts/bench_live.sh (the live job through
@@ -265,10 +267,11 @@ if [ "${BENCH_BARS_ONLY:-0}" != 1 ]; then
     export BENCH_DIR BENCH_SEED
     scripts/bench_features.sh
     BENCH_SKIP_BUILD=1 scripts/bench_shapes.sh
+    BENCH_SKIP_BUILD=1 scripts/bench_wide.sh
     BENCH_SKIP_BUILD=1 scripts/bench_scaling.sh
     BENCH_SKIP_BUILD=1 scripts/bench_live.sh
     BENCH_SKIP_BUILD=1 scripts/bench_checkpoint.sh
-    cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-shapes.md" \
+    cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-shapes.md" "$BENCH_DIR/results-wide.md" \
         "$BENCH_DIR/results-scaling.md" \
         "$BENCH_DIR/results-live.md" "$BENCH_DIR/results-checkpoint.md" >"$BENCH_DIR/results-all.md"
     say "all tables: $BENCH_DIR/results-all.md"
