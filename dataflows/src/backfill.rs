@@ -25,7 +25,7 @@ use timely::dataflow::StreamVec;
 use timely::worker::Worker;
 
 use crate::graph::{attach_charts, features, FeatureConfig, SetSinks};
-use crate::progress::{MetricsPush, Reporter, WorkerStats};
+use crate::progress::{MetricsPush, ProcessLeader, Reporter, WorkerStats};
 
 /// Everything a backfill worker needs; shared by all workers of a process.
 #[derive(Clone, Debug)]
@@ -71,6 +71,8 @@ pub struct BackfillShared {
     pub errors: ErrorSlot,
     /// Source progress of this process.
     pub progress: Arc<SourceProgress>,
+    /// The process's first worker reports the process's counters.
+    pub leader: ProcessLeader,
     /// The manifest, once worker 0 wrote it.
     pub manifest: Arc<Mutex<Option<Manifest>>>,
 }
@@ -79,8 +81,7 @@ pub struct BackfillShared {
 pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShared) {
     let index = worker.index();
     let mut reporter = Reporter::new(index, job.progress_interval, job.progress_bar);
-    let threads = (job.info.workers / job.info.processes.max(1)).max(1);
-    reporter.leader = index.is_multiple_of(threads);
+    reporter.leader = shared.leader.claim();
     reporter.metrics = job
         .metrics
         .clone()

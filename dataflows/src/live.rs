@@ -28,7 +28,7 @@ mod build;
 pub use build::{check_topics, embedded_topics, LiveBuildError, LiveSpec};
 
 use crate::graph::{attach_charts, features, FeatureConfig, SetSinks};
-use crate::progress::{MetricsPush, Reporter, WorkerStats};
+use crate::progress::{MetricsPush, ProcessLeader, Reporter, WorkerStats};
 
 /// Everything a live worker needs; shared by all workers of a process.
 #[derive(Clone, Debug)]
@@ -61,6 +61,19 @@ pub struct LiveJob {
     pub metrics: Option<Arc<Metrics>>,
 }
 
+impl LiveJob {
+    /// Whether a row ending at a window end still has to be written: false for rows of
+    /// Parquet partitions that were final (durable) before a restart.
+    fn not_durable_at_start(&self) -> impl Fn(i64) -> bool + Clone + 'static {
+        let rule = DoneRule {
+            resolutions_ms: Vec::new(),
+            lateness_ms: self.lateness_ms,
+        };
+        let restored = self.restored_frontier;
+        move |w| restored.is_none_or(|f| !rule.final_partition(w, f))
+    }
+}
+
 /// Process-wide state of a live job.
 #[derive(Clone, Debug)]
 pub struct LiveShared {
@@ -70,8 +83,8 @@ pub struct LiveShared {
     pub progress: Arc<LiveProgress>,
     /// The Kafka producer every worker's sinks share.
     pub producer: ProcessProducer,
-    /// Set by the process's first worker: it reports the process's counters.
-    pub leader: Arc<std::sync::atomic::AtomicBool>,
+    /// The process's first worker reports the process's counters.
+    pub leader: ProcessLeader,
 }
 
 /// The Kafka producer of a process's sinks, made by the first worker that asks for it:
@@ -109,9 +122,7 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
     let index = worker.index();
     let mut reporter = Reporter::new(index, job.progress_interval, false);
     reporter.live = Some(shared.progress.clone());
-    reporter.leader = !shared
-        .leader
-        .swap(true, std::sync::atomic::Ordering::SeqCst);
+    reporter.leader = shared.leader.claim();
     let names = job.sources.iter().map(|s| s.name.clone()).collect();
     reporter.metrics = job.metrics.clone().map(|m| MetricsPush::new(m, names));
     let (bars_stats, stats) = (reporter.bars.clone(), reporter.stats.clone());
@@ -172,12 +183,7 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             // Charts are derived output: Kafka offsets do not wait for them. Rows of
             // partitions final before a restart are dropped as for the lake, so a
             // chart drawn before the restart is not overwritten.
-            let rule = DoneRule {
-                resolutions_ms: Vec::new(),
-                lateness_ms: job.lateness_ms,
-            };
-            let restored = job.restored_frontier;
-            let keep = move |w: i64| restored.is_none_or(|f| !rule.final_partition(w, f));
+            let keep = job.not_durable_at_start();
             let k = keep.clone();
             let bars = out.bars.clone().filter(move |b| k(b.window_end));
             let indicators = out
@@ -287,13 +293,8 @@ impl<'s> SetSinks<'s> for LiveSinks<'_, 's> {
     /// Sends `rows` to the Kafka topics and the Parquet lake. Rows of partitions
     /// already final before a restart are dropped.
     fn attach<R: FeatureRow>(&mut self, rows: StreamVec<'s, i64, R>) {
-        let rule = DoneRule {
-            resolutions_ms: Vec::new(),
-            lateness_ms: self.job.lateness_ms,
-        };
-        let restored = self.job.restored_frontier;
-        let rows =
-            rows.filter(move |r| restored.is_none_or(|f| !rule.final_partition(r.window_end(), f)));
+        let keep = self.job.not_durable_at_start();
+        let rows = rows.filter(move |r| keep(r.window_end()));
         let counted = self.stats.clone();
         let kafka = rows
             .clone()

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,12 +140,54 @@ impl MetricsPush {
     }
 }
 
-/// The watermark of `probe`: `None` before the first one (the sources still hold the
-/// least time) and once every input is done.
-fn watermark_of(probe: &ProbeHandle<i64>) -> Option<i64> {
-    probe
-        .with_frontier(|f| f.first().copied())
-        .filter(|t| *t > i64::MIN)
+/// The job's watermark as a probe sees it.
+enum Watermark {
+    /// Before the first one: the sources still hold the least time.
+    Before,
+    /// Event time, epoch ms.
+    At(i64),
+    /// Every input is done.
+    Done,
+}
+
+impl Watermark {
+    fn of(probe: &ProbeHandle<i64>) -> Watermark {
+        match probe.with_frontier(|f| f.first().copied()) {
+            None => Watermark::Done,
+            Some(i64::MIN) => Watermark::Before,
+            Some(t) => Watermark::At(t),
+        }
+    }
+
+    /// The time, once there is one and while inputs last.
+    fn at(&self) -> Option<i64> {
+        match self {
+            Watermark::At(t) => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// As written in the progress line.
+    fn text(&self) -> String {
+        match self {
+            Watermark::Before => "none".into(),
+            Watermark::Done => "done".into(),
+            Watermark::At(t) => chrono::DateTime::from_timestamp_millis(*t)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_else(|| t.to_string()),
+        }
+    }
+}
+
+/// Which worker of a process pushes the process-wide counters: the first to claim.
+#[derive(Clone, Debug, Default)]
+pub struct ProcessLeader(Arc<AtomicBool>);
+
+impl ProcessLeader {
+    /// True for the first caller of the process only.
+    pub fn claim(&self) -> bool {
+        !self.0.swap(true, Ordering::SeqCst)
+    }
 }
 
 /// Emits the periodic progress line of a worker and drives the progress bar.
@@ -163,7 +205,8 @@ pub struct Reporter {
     pub live: Option<Arc<LiveProgress>>,
     /// The process's metrics, when served.
     pub metrics: Option<MetricsPush>,
-    /// The first worker of its process: it pushes the process's counters.
+    /// The first worker of its process ([`ProcessLeader`]): it pushes the process's
+    /// counters.
     pub leader: bool,
 }
 
@@ -214,7 +257,7 @@ impl Reporter {
         if !self.leader {
             return;
         }
-        push.metrics.set_watermark(watermark_of(probe));
+        push.metrics.set_watermark(Watermark::of(probe).at());
         if let Some(src) = source {
             let done = src.rows_done.load(Ordering::Relaxed);
             let total = src.rows_total.load(Ordering::Relaxed);
@@ -233,7 +276,7 @@ impl Reporter {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .iter()
-                .map(|(k, v)| (k.clone(), *v))
+                .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
                 .collect();
             push.push_records(counts.into_iter());
         }
@@ -260,13 +303,7 @@ impl Reporter {
         let stats = self.stats.borrow();
         let rate = (bars.records_in - self.last_records) as f64 / elapsed.as_secs_f64().max(1e-9);
         self.last_records = bars.records_in;
-        let watermark = match probe.with_frontier(|f| f.first().copied()) {
-            None => "done".to_string(),
-            Some(i64::MIN) => "none".to_string(),
-            Some(t) => chrono::DateTime::from_timestamp_millis(t)
-                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-                .unwrap_or_else(|| t.to_string()),
-        };
+        let watermark = Watermark::of(probe).text();
         let rejects: u64 = stats.rejects.values().sum();
         let rows_out = stats.rows_by_set();
         let rejects_by_reason = stats.rejects_by_reason();

@@ -58,12 +58,7 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
             return Err(UsageError(format!("--from ({f}) must be before --to ({t})")).into());
         }
     }
-    let output = config
-        .config
-        .sinks
-        .parquet
-        .build(args.output.as_deref())
-        .map_err(|e| UsageError(format!("--output: {e}")))?;
+    let output = super::lake_output(&config.config, args.output.as_deref())?;
     let inputs = list_inputs(&args.input).map_err(usage_if_input)?;
     let bars = BarsConfig::new(&config.resolutions)?;
     let workers = spec.workers();

@@ -63,3 +63,16 @@ pub fn serve_metrics(
     })?;
     Ok(Some((metrics, server)))
 }
+
+/// The lake's root: `--output` when given, else `sinks.parquet.output`; a bad one is a
+/// usage error.
+pub fn lake_output(
+    config: &crate::config::Config,
+    arg: Option<&str>,
+) -> anyhow::Result<connectors::store::Location> {
+    config
+        .sinks
+        .parquet
+        .build(arg)
+        .map_err(|e| UsageError(format!("--output: {e}")).into())
+}

@@ -41,11 +41,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         );
     }
     check_topics(&c.sources).map_err(|e| UsageError(e.to_string()))?;
-    let output = c
-        .sinks
-        .parquet
-        .build(args.output.as_deref())
-        .map_err(|e| UsageError(format!("--output: {e}")))?;
+    let output = super::lake_output(&config.config, args.output.as_deref())?;
     let names: Vec<&str> = c.sources.iter().map(|s| s.name.as_str()).collect();
     let served = super::serve_metrics(c, JobKind::Live, spec.process, &names)?;
     let progress = Arc::new(LiveProgress::new());

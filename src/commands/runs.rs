@@ -8,12 +8,7 @@ use crate::UsageError;
 
 /// Lists the runs, or prints one.
 pub fn run(args: RunsArgs, config: Validated) -> anyhow::Result<()> {
-    let output = config
-        .config
-        .sinks
-        .parquet
-        .build(args.output.as_deref())
-        .map_err(|e| UsageError(format!("--output: {e}")))?;
+    let output = super::lake_output(&config.config, args.output.as_deref())?;
     match args.show {
         Some(RunsCommand::Show { run_id }) => {
             let Some(m) = find_run(&output, &run_id)? else {

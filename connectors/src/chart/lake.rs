@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampMillisecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use chrono::{NaiveDate, NaiveDateTime};
 use operators::Resolution;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::chart::error::{ChartError, ChartResult};
 use crate::chart::heatmap::CorrelationMatrix;
 use crate::chart::render::{utc_text, Candle, IndicatorPoint, PriceSeries};
+use crate::parquet::Span;
 use crate::store::Location;
 
 /// A lake opened for reading.
@@ -44,27 +44,7 @@ fn range_text(from: i64, to: i64) -> String {
 /// assert_eq!(b - a, 31 * 86_400_000);
 /// ```
 pub fn partition_bounds(path: &str) -> Option<(i64, i64)> {
-    let key = |k: &str| {
-        path.split('/')
-            .find_map(|seg| seg.strip_prefix(k))
-            .map(str::to_string)
-    };
-    let dt = key("dt=")?;
-    let hour = key("hour=").and_then(|h| h.parse::<i64>().ok());
-    let ms = |d: NaiveDateTime| d.and_utc().timestamp_millis();
-    if let Ok(day) = NaiveDate::parse_from_str(&dt, "%Y-%m-%d") {
-        let start = ms(day.and_hms_opt(0, 0, 0)?);
-        return Some(match hour {
-            Some(h) => (start + h * 3_600_000, start + (h + 1) * 3_600_000),
-            None => (start, start + 86_400_000),
-        });
-    }
-    let first = NaiveDate::parse_from_str(&format!("{dt}-01"), "%Y-%m-%d").ok()?;
-    let next = first.checked_add_months(chrono::Months::new(1))?;
-    Some((
-        ms(first.and_hms_opt(0, 0, 0)?),
-        ms(next.and_hms_opt(0, 0, 0)?),
-    ))
+    Span::of_path(path).map(|(span, start)| (start, span.end(start)))
 }
 
 fn bad(path: &str, reason: impl Into<String>) -> ChartError {

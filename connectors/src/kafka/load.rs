@@ -141,16 +141,16 @@ pub fn produce_chunks(
 /// times the span (whole minutes) and k times the id range, so that it follows the
 /// previous pass and its ids are new.
 #[derive(Clone, Copy, Debug)]
-struct Span {
+struct FeedExtent {
     first: i64,
     last: i64,
     min_id: i64,
     max_id: i64,
 }
 
-impl Default for Span {
+impl Default for FeedExtent {
     fn default() -> Self {
-        Span {
+        FeedExtent {
             first: i64::MAX,
             last: i64::MIN,
             min_id: i64::MAX,
@@ -159,7 +159,7 @@ impl Default for Span {
     }
 }
 
-impl Span {
+impl FeedExtent {
     /// Widens the span to `t` (unshifted).
     fn see(&mut self, t: &operators::Trade) {
         self.first = self.first.min(t.ts_ms);
@@ -208,52 +208,48 @@ pub fn feed_in_background(
         .name("feed".into())
         .spawn(move || {
             let _dir = dir;
-            let mut span = Span::default();
-            for pass in 0u32.. {
-                let shift = span.shift(pass);
-                let result = (|| -> Result<ProduceStats> {
-                    let producer = SharedProducer::new(&settings)?;
-                    let opts = DecodeOptions {
-                        kind: Kind::Trades,
-                        format: FormatHint::Auto,
-                        ..DecodeOptions::default()
-                    };
+            let result = (|| -> Result<()> {
+                let producer = SharedProducer::new(&settings)?;
+                let opts = DecodeOptions {
+                    kind: Kind::Trades,
+                    format: FormatHint::Auto,
+                    ..DecodeOptions::default()
+                };
+                // Measured on the first pass; later passes are shifted by it.
+                let mut extent = FeedExtent::default();
+                for pass in 0u32.. {
+                    let shift = extent.shift(pass);
                     let mut reader =
                         crate::decode::open(&path, &name, &Default::default(), &opts)?;
                     let next = |chunk: &mut Chunk| {
                         let more = reader.read_chunk(8192, chunk)?;
-                        for b in chunk.batches.iter_mut() {
-                            for t in b.trades.iter_mut() {
-                                span.see(t);
-                                t.ts_ms += shift.0;
-                                if t.trade_id != operators::NO_TRADE_ID {
-                                    t.trade_id += shift.1;
-                                }
+                        for t in chunk.batches.iter_mut().flat_map(|b| b.trades.iter_mut()) {
+                            if pass == 0 {
+                                extent.see(t);
+                            }
+                            t.ts_ms += shift.0;
+                            if t.trade_id != operators::NO_TRADE_ID {
+                                t.trade_id += shift.1;
                             }
                         }
                         Ok(more)
                     };
-                    produce_chunks(&producer, &topic, speed, next, &stop)
-                })();
-                match result {
-                    Ok(s) => {
-                        tracing::info!(records = s.records, topic = %topic, file = %name, pass, "fed")
+                    let s = produce_chunks(&producer, &topic, speed, next, &stop)?;
+                    tracing::info!(records = s.records, topic = %topic, file = %name, pass, "fed");
+                    if !repeat || stop() {
+                        return Ok(());
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, file = %name, "feeding a file");
-                        return;
-                    }
+                    tracing::info!(
+                        file = %name,
+                        pass = pass + 1,
+                        shift_minutes = extent.shift(pass + 1).0 / 60_000,
+                        "sample ended: replaying it with event times and trade ids shifted (a replay, not new market data)"
+                    );
                 }
-                if !repeat || stop() {
-                    return;
-                }
-                let next = span.shift(pass + 1);
-                tracing::info!(
-                    file = %name,
-                    pass = pass + 1,
-                    shift_minutes = next.0 / 60_000,
-                    "sample ended: replaying it with event times and trade ids shifted (a replay, not new market data)"
-                );
+                Ok(())
+            })();
+            if let Err(e) = result {
+                tracing::error!(error = %e, file = %name, "feeding a file");
             }
         })
         .map_err(|e| ConnectorError::io("the feed thread", e))?;

@@ -19,7 +19,7 @@ use timely::dataflow::{Stream, StreamVec};
 use timely::scheduling::SyncActivator;
 
 use crate::kafka::json::rows_to_json;
-use crate::kafka::KafkaSettings;
+use crate::kafka::{feature_topic, KafkaSettings};
 use crate::metrics::WatermarkLatency;
 use crate::parquet::FeatureRow;
 use crate::rejects::to_json_line;
@@ -404,18 +404,24 @@ impl<'scope, R: FeatureRow> KafkaFeatureSink<'scope, R> for Stream<'scope, i64, 
         topic_prefix: &str,
         errors: ErrorSlot,
     ) -> StreamVec<'scope, i64, ()> {
-        let prefix = format!("{topic_prefix}{}.", R::SET);
+        let prefix = topic_prefix.to_string();
         let name = format!("KafkaSink({})", R::SET);
+        // (resolution label, topic) of the resolutions seen so far.
+        let mut topics: Vec<(String, String)> = Vec::new();
         produce_stream(self, &name, producer, errors, move |rows, p| {
             let records = rows_to_json(&rows)?;
-            let mut topic = String::new();
             for (r, row) in records.iter().zip(&rows) {
-                topic.clear();
-                topic.push_str(&prefix);
-                topic.push_str(&r.resolution);
+                let i = match topics.iter().position(|(res, _)| *res == r.resolution) {
+                    Some(i) => i,
+                    None => {
+                        let topic = feature_topic(&prefix, R::SET.name(), &r.resolution);
+                        topics.push((r.resolution.clone(), topic));
+                        topics.len() - 1
+                    }
+                };
                 // Restatements are not timed: the watermark passed them long ago.
                 let end = (row.revision() == 0).then(|| (R::SET, row.window_end()));
-                p.send_row(&topic, &r.key, r.value.as_bytes(), end)?;
+                p.send_row(&topics[i].1, &r.key, r.value.as_bytes(), end)?;
             }
             Ok(records.len())
         })

@@ -89,8 +89,8 @@ pub struct LiveProgress {
     pub skipped: AtomicU64,
     /// Lag per `topic/partition`.
     pub lag: Mutex<BTreeMap<String, PartitionLag>>,
-    /// Records accepted per source name.
-    pub by_source: Mutex<BTreeMap<String, u64>>,
+    /// Records accepted per source name (see [`LiveProgress::source_counter`]).
+    pub by_source: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
     /// Set on SIGINT/SIGTERM: stop reading, let in-flight work finish.
     pub stop: AtomicBool,
     /// Delay from the watermark passing a window's end to its rows on the topics.
@@ -98,6 +98,17 @@ pub struct LiveProgress {
 }
 
 impl LiveProgress {
+    /// The counter of records accepted by the source named `name` (shared by its
+    /// operators on every worker of the process).
+    pub fn source_counter(&self, name: &str) -> Arc<AtomicU64> {
+        self.by_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// Fresh counters.
     pub fn new() -> LiveProgress {
         LiveProgress {
@@ -212,6 +223,7 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
             let latency_slot = consumer
                 .as_ref()
                 .map(|_| progress.latency.register_source());
+            let source_accepted = progress.source_counter(&config.name);
             let started = Instant::now();
             let mut marks = Watermarks::new(
                 parts.len(),
@@ -276,14 +288,7 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                 progress
                     .records
                     .fetch_add(accepted as u64, Ordering::Relaxed);
-                if accepted > 0 {
-                    *progress
-                        .by_source
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .entry(config.name.clone())
-                        .or_default() += accepted as u64;
-                }
+                source_accepted.fetch_add(accepted as u64, Ordering::Relaxed);
                 progress
                     .rejects
                     .fetch_add(chunk.rejects.len() as u64, Ordering::Relaxed);

@@ -42,7 +42,7 @@ const CHECKPOINT_BUCKETS: [f64; 12] = [
 /// let text = m.encode();
 /// assert!(text.contains("marketflow_records_in_total{source=\"trades\"} 3"));
 /// assert!(text.contains("marketflow_sink_delay_seconds_count{set=\"bars\",sink=\"parquet\"} 1"));
-/// assert!(Metrics::FAMILIES.iter().all(|f| text.contains(f)));
+/// assert!(m.families().iter().all(|f| text.contains(f.as_str())));
 /// ```
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -57,24 +57,11 @@ pub struct Metrics {
     checkpoint_seconds: Histogram,
     checkpoint_bytes: IntCounter,
     state_records: IntGaugeVec,
+    /// The name of every family, as registered.
+    families: Vec<String>,
 }
 
 impl Metrics {
-    /// Every family served (a histogram also as `_bucket`, `_sum` and `_count`).
-    pub const FAMILIES: [&'static str; 11] = [
-        "marketflow_info",
-        "marketflow_records_in_total",
-        "marketflow_rejects_total",
-        "marketflow_watermark_seconds",
-        "marketflow_watermark_delay_seconds",
-        "marketflow_partition_lag_records",
-        "marketflow_rows_out_total",
-        "marketflow_sink_delay_seconds",
-        "marketflow_checkpoint_duration_seconds",
-        "marketflow_checkpoint_bytes_total",
-        "marketflow_state_records",
-    ];
-
     /// The families of a `command` (`run` or `backfill`) whose sources are `sources`:
     /// the counters of each source and reject reason start at 0; the per-partition,
     /// per-worker and per-set series appear when first set.
@@ -87,7 +74,7 @@ impl Metrics {
         .expect("valid metric");
         info.with_label_values(&[env!("CARGO_PKG_VERSION"), command])
             .set(1);
-        let m = Metrics {
+        let mut m = Metrics {
             records_in: IntCounterVec::new(
                 Opts::new(
                     "marketflow_records_in_total",
@@ -162,9 +149,11 @@ impl Metrics {
             )
             .expect("valid metric"),
             registry,
+            families: Vec::new(),
         };
         m.watermark.set(f64::NAN);
         m.watermark_delay.set(f64::NAN);
+
         let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
             Box::new(info),
             Box::new(m.records_in.clone()),
@@ -179,6 +168,8 @@ impl Metrics {
             Box::new(m.state_records.clone()),
         ];
         for c in collectors {
+            m.families
+                .extend(c.desc().iter().map(|d| d.fq_name.clone()));
             m.registry.register(c).expect("each family registered once");
         }
         for s in sources {
@@ -188,6 +179,11 @@ impl Metrics {
             }
         }
         m
+    }
+
+    /// Every family served (a histogram also as `_bucket`, `_sum` and `_count`).
+    pub fn families(&self) -> &[String] {
+        &self.families
     }
 
     /// Records accepted by `source`.

@@ -126,6 +126,33 @@ impl Span {
     }
 }
 
+impl Span {
+    /// The span and start of the partition a lake path lies in, read from its `dt=`
+    /// and `hour=` keys (the inverse of [`Span::dir`]); `None` without them.
+    ///
+    /// ```
+    /// use connectors::parquet::Span;
+    /// let p = "bars/resolution=1s/dt=2024-08-09/hour=01/part-00000.parquet";
+    /// assert_eq!(Span::of_path(p), Some((Span::Hour, 1_723_165_200_000)));
+    /// let p = "risk/resolution=1d/dt=2024-08/hour=__HIVE_DEFAULT_PARTITION__/x.parquet";
+    /// assert_eq!(Span::of_path(p), Some((Span::Month, 1_722_470_400_000)));
+    /// ```
+    pub fn of_path(path: &str) -> Option<(Span, i64)> {
+        let key = |k: &str| path.split('/').find_map(|seg| seg.strip_prefix(k));
+        let dt = key("dt=")?;
+        let midnight = |d: NaiveDate| Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis());
+        if let Ok(day) = NaiveDate::parse_from_str(dt, "%Y-%m-%d") {
+            let start = midnight(day)?;
+            return Some(match key("hour=").and_then(|h| h.parse::<i64>().ok()) {
+                Some(h) => (Span::Hour, start + h * HOUR_MS),
+                None => (Span::Day, start),
+            });
+        }
+        let first = NaiveDate::parse_from_str(&format!("{dt}-01"), "%Y-%m-%d").ok()?;
+        Some((Span::Month, midnight(first)?))
+    }
+}
+
 /// The window ends `first..=last` a file of a daily or monthly partition holds (those
 /// of its first and last row); its name is `part-<first>-<last>.parquet` (UTC,
 /// `YYYYMMDDTHHMMSS`), so that a rerun over the same rows writes the same name, and a
