@@ -294,13 +294,27 @@ pub struct SimulateArgs {
     #[arg(
         long,
         value_name = "URL",
-        required_unless_present = "topic",
+        required_unless_present_any = ["topic", "book"],
         conflicts_with = "topic"
     )]
     pub output: Option<String>,
     /// Kafka topic to produce to.
     #[arg(long, value_name = "T")]
     pub topic: Option<String>,
+    /// Also write a synthetic order book around the same prices: one raw-capture file
+    /// per symbol (`<SYMBOL>.book.jsonl.gz`: a depth snapshot, a diff every 100 ms, a
+    /// bookTicker when the best levels change) in this local directory.
+    #[arg(long, value_name = "DIR")]
+    pub book: Option<std::path::PathBuf>,
+    /// With --book: probability that a diff skips an update id (then a resync snapshot).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub book_gaps: f64,
+    /// With --book: probability that a diff crosses the book (then a resync snapshot).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub book_crossed: f64,
+    /// With --book: USD-M futures payloads (`pu`) instead of spot.
+    #[arg(long)]
+    pub book_futures: bool,
     /// Print help.
     #[arg(long = "help", action = ArgAction::Help)]
     pub help: Option<bool>,

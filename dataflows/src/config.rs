@@ -2,6 +2,7 @@
 //! and `[progress]`, with their defaults, their checks (each problem with its key) and
 //! the step that turns `[features]` into the graph's [`FeatureConfig`].
 
+use operators::book::BookConfig;
 use operators::comoments::CoMomentConfig;
 use operators::comoments::CorrelationLayout;
 use operators::duration::DurationMs;
@@ -43,6 +44,9 @@ pub struct FeaturesConfig {
     /// Compute risk and trend measures.
     #[serde(default = "yes")]
     pub risk: bool,
+    /// Compute the order-book sets `book` and `quotes` from book records.
+    #[serde(default = "yes")]
+    pub book: bool,
     /// |zscore| above this raises an alert.
     #[serde(default = "default_zscore_alert")]
     pub zscore_alert: f64,
@@ -79,6 +83,7 @@ impl Default for FeaturesConfig {
             beta: true,
             indicators: true,
             risk: true,
+            book: true,
             zscore_alert: default_zscore_alert(),
         }
     }
@@ -126,7 +131,11 @@ impl FeaturesConfig {
     /// The graph's feature settings, computing bars with `bars`.
     pub fn build(&self, bars: BarsConfig) -> FeatureConfig {
         let window = self.rolling_window.max(2) as usize;
+        let book = self.book.then(|| BookConfig {
+            resolutions: bars.resolutions.iter().map(|r| r.ms).collect(),
+        });
         FeatureConfig {
+            book,
             bars,
             indicators: self.indicators.then_some(IndicatorConfig {
                 window,
@@ -154,6 +163,7 @@ impl FeaturesConfig {
                 FeatureSet::Indicators | FeatureSet::Alerts => self.indicators,
                 FeatureSet::Correlation => self.correlation,
                 FeatureSet::Risk => self.risk,
+                FeatureSet::Book | FeatureSet::Quotes => self.book,
             })
             .map(|s| s.name().to_string())
             .collect()

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use connectors::chart::{ChartSink, ChartSpec, ChartWritten};
 use connectors::parquet::FeatureRow;
 use connectors::sync::ErrorSlot;
+use operators::book::{BookConfig, BookRow, OrderBooks, QuoteRow, SplitBooks};
 use operators::checkpoint::{CheckpointPlan, Checkpointing, SnapshotSink, StateKind};
 use operators::comoments::{
     BetaRow, CoMomentConfig, CoMomentLogic, CorrMatrix, CorrRow, CorrelationLayout,
@@ -37,6 +38,9 @@ pub struct FeatureConfig {
     pub risk: Option<RiskConfig>,
     /// Checkpoint interval and restore point of the rolling operators (live only).
     pub checkpoint: Option<CheckpointPlan>,
+    /// The order-book sets (`features.book`); `None` switches them off (book records
+    /// are then dropped).
+    pub book: Option<BookConfig>,
 }
 
 impl FeatureConfig {
@@ -85,11 +89,15 @@ pub struct FeatureStreams<'scope> {
     pub beta: Option<StreamVec<'scope, i64, BetaRow>>,
     /// Risk rows, when risk is on.
     pub risk: Option<StreamVec<'scope, i64, RiskRow>>,
+    /// Order-book rows, when the book sets are on.
+    pub book: Option<StreamVec<'scope, i64, BookRow>>,
+    /// Best-quote rows, when the book sets are on.
+    pub quotes: Option<StreamVec<'scope, i64, QuoteRow>>,
     /// Records rejected inside the graph (for example duplicates).
     pub rejects: StreamVec<'scope, i64, Reject>,
 }
 
-/// Builds the feature graph over a stream of per-symbol trade/candle batches whose
+/// Builds the feature graph over a stream of per-symbol trade/candle/book batches whose
 /// timely time is event time. `source_rejects` are merged into the output rejects.
 /// With `snapshots` (live), the rolling operators checkpoint by `config.checkpoint`.
 pub fn features<'scope>(
@@ -106,6 +114,7 @@ pub fn features<'scope>(
         }),
         _ => None,
     };
+    let (batches, books, last_ts) = batches.split_books();
     let (bars, duplicates) = batches.bars(config.bars.clone(), Some(stats));
     let mut out = FeatureStreams {
         bars: bars.clone(),
@@ -115,8 +124,15 @@ pub fn features<'scope>(
         correlation_matrix: None,
         beta: None,
         risk: None,
+        book: None,
+        quotes: None,
         rejects: source_rejects.concat(duplicates),
     };
+    if let Some(c) = config.book.clone() {
+        let (book, quotes, rejects) = books.order_books(last_ts, c);
+        (out.book, out.quotes) = (Some(book), Some(quotes));
+        out.rejects = out.rejects.concat(rejects);
+    }
     if !config.needs_grid() {
         return out;
     }
@@ -193,6 +209,12 @@ impl<'scope> FeatureStreams<'scope> {
             sinks.attach(s);
         }
         if let Some(s) = self.risk {
+            sinks.attach(s);
+        }
+        if let Some(s) = self.book {
+            sinks.attach(s);
+        }
+        if let Some(s) = self.quotes {
             sinks.attach(s);
         }
         self.rejects

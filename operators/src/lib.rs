@@ -5,6 +5,7 @@
 //! and an oracle test against a from-scratch recomputation.
 
 pub mod bars;
+pub mod book;
 pub mod checkpoint;
 pub mod comoments;
 pub mod duration;

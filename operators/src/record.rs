@@ -75,12 +75,14 @@ pub struct SymbolBatch {
     pub trades: Vec<Trade>,
     /// Candles of this symbol, in input order.
     pub candles: Vec<Candle>,
+    /// Order-book records of this symbol, in input order.
+    pub book: Vec<crate::book::BookRecord>,
 }
 
 impl SymbolBatch {
     /// Number of records in the batch.
     pub fn len(&self) -> usize {
-        self.trades.len() + self.candles.len()
+        self.trades.len() + self.candles.len() + self.book.len()
     }
 
     /// True when the batch holds no record.
@@ -92,7 +94,16 @@ impl SymbolBatch {
     pub fn min_ts(&self) -> Option<i64> {
         let t = self.trades.iter().map(|t| t.ts_ms);
         let c = self.candles.iter().map(|c| c.ts_ms);
-        t.chain(c).min()
+        let b = self.book.iter().map(|b| b.ts_ms);
+        t.chain(c).chain(b).min()
+    }
+
+    /// The greatest event time in the batch, if any.
+    pub fn max_ts(&self) -> Option<i64> {
+        let t = self.trades.iter().map(|t| t.ts_ms);
+        let c = self.candles.iter().map(|c| c.ts_ms);
+        let b = self.book.iter().map(|b| b.ts_ms);
+        t.chain(c).chain(b).max()
     }
 }
 
@@ -111,17 +122,23 @@ pub enum RejectReason {
     Late,
     /// The symbol is not known to the job.
     UnknownSymbol,
+    /// An order-book diff broke the update-id sequence (or no snapshot came for it).
+    SequenceGap,
+    /// An order-book update left best bid >= best ask.
+    CrossedBook,
 }
 
 impl RejectReason {
     /// Every reason, in a fixed order (for counters and logs).
-    pub const ALL: [RejectReason; 6] = [
+    pub const ALL: [RejectReason; 8] = [
         RejectReason::ParseError,
         RejectReason::InvalidPrice,
         RejectReason::InvalidQty,
         RejectReason::Duplicate,
         RejectReason::Late,
         RejectReason::UnknownSymbol,
+        RejectReason::SequenceGap,
+        RejectReason::CrossedBook,
     ];
 
     /// The reason as written in dead-letter records, e.g. `parse_error`.
@@ -133,6 +150,8 @@ impl RejectReason {
             RejectReason::Duplicate => "duplicate",
             RejectReason::Late => "late",
             RejectReason::UnknownSymbol => "unknown_symbol",
+            RejectReason::SequenceGap => "sequence_gap",
+            RejectReason::CrossedBook => "crossed_book",
         }
     }
 }

@@ -19,17 +19,23 @@ pub enum FeatureSet {
     Beta,
     /// Risk and trend measures.
     Risk,
+    /// Order-book features from depth snapshots and diffs.
+    Book,
+    /// Best-quote features from `bookTicker`.
+    Quotes,
 }
 
 impl FeatureSet {
     /// Every set, in the order they are listed to users.
-    pub const ALL: [FeatureSet; 6] = [
+    pub const ALL: [FeatureSet; 8] = [
         FeatureSet::Bars,
         FeatureSet::Indicators,
         FeatureSet::Alerts,
         FeatureSet::Correlation,
         FeatureSet::Beta,
         FeatureSet::Risk,
+        FeatureSet::Book,
+        FeatureSet::Quotes,
     ];
 
     /// The set's name.
@@ -47,6 +53,8 @@ impl FeatureSet {
             FeatureSet::Correlation => "correlation",
             FeatureSet::Beta => "beta",
             FeatureSet::Risk => "risk",
+            FeatureSet::Book => "book",
+            FeatureSet::Quotes => "quotes",
         }
     }
 

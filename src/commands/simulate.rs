@@ -1,7 +1,7 @@
 //! `marketflow simulate`: a seeded synthetic market written to a file or a Kafka topic.
 
 use anyhow::Context;
-use connectors::simulate::{write_trades, SimConfig, SimFormat};
+use connectors::simulate::{write_books, write_trades, BookSimConfig, SimConfig, SimFormat};
 use connectors::store::Location;
 
 use crate::cli::SimulateArgs;
@@ -22,8 +22,14 @@ pub fn run(args: SimulateArgs, config: Validated) -> anyhow::Result<()> {
         seed: args.seed,
         start_ms: START_MS,
     };
+    if let Some(dir) = &args.book {
+        write_book(&sim, &args, dir)?;
+    }
     let Some(output) = args.output else {
-        return to_topic(&sim, args.topic.as_deref().unwrap_or_default(), &config);
+        return match args.topic.as_deref() {
+            Some(topic) => to_topic(&sim, topic, &config),
+            None => Ok(()),
+        };
     };
     let format = SimFormat::from_path(&output).ok_or_else(|| {
         UsageError(format!("--output {output}: unknown extension (use .parquet, .csv, .csv.gz, .csv.zst, .jsonl or .jsonl.gz)"))
@@ -55,6 +61,38 @@ pub fn run(args: SimulateArgs, config: Validated) -> anyhow::Result<()> {
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         output = %location.child_url(name),
         "simulation written"
+    );
+    Ok(())
+}
+
+/// Writes the synthetic order book of `--book`.
+fn write_book(sim: &SimConfig, args: &SimulateArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    for (flag, p) in [
+        ("--book-gaps", args.book_gaps),
+        ("--book-crossed", args.book_crossed),
+    ] {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(
+                UsageError(format!("{flag} must be a probability in [0, 1], got {p}")).into(),
+            );
+        }
+    }
+    let book = BookSimConfig {
+        gap_rate: args.book_gaps,
+        crossed_rate: args.book_crossed,
+        futures: args.book_futures,
+        ..BookSimConfig::default()
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let started = std::time::Instant::now();
+    let (files, lines) = write_books(sim, &book, dir, true)?;
+    tracing::info!(
+        files = files.len(),
+        records = lines,
+        seed = sim.seed,
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        output = %dir.display(),
+        "order book written"
     );
     Ok(())
 }

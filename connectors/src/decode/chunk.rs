@@ -93,6 +93,7 @@ impl Chunk {
                         symbol: name.clone(),
                         trades: Vec::with_capacity(t + t / 8),
                         candles: Vec::with_capacity(if k == 0 { c + c / 8 } else { 0 }),
+                        book: Vec::new(),
                     });
                 }
                 self.index.insert(symbol.to_string(), base);
@@ -132,6 +133,12 @@ impl Chunk {
         self.batch(symbol).candles.push(candle);
     }
 
+    /// Adds an order-book record of `symbol` (counts one row).
+    pub fn push_book(&mut self, symbol: &str, record: operators::book::BookRecord) {
+        self.rows += 1;
+        self.batch(symbol).book.push(record);
+    }
+
     /// Adds a rejected record (counts one row).
     pub fn push_reject(&mut self, reject: Reject) {
         self.rows += 1;
@@ -158,6 +165,7 @@ impl Chunk {
         for b in &mut self.batches {
             b.trades.retain(|t| t.ts_ms >= from && t.ts_ms < to);
             b.candles.retain(|c| c.ts_ms >= from && c.ts_ms < to);
+            b.book.retain(|r| r.ts_ms >= from && r.ts_ms < to);
         }
     }
 

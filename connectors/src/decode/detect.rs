@@ -8,7 +8,7 @@ use super::fields::symbol_from_file_name;
 use super::jsonl::JsonLinesReader;
 use super::parquet_plan;
 use super::parquet_reader::ParquetReader;
-use super::text::{open_text, sniff, Magic};
+use super::text::{open_text, sniff, LineSource, Magic};
 use super::{Chunk, DecodeOptions};
 use crate::{ConnectorError, Result};
 
@@ -70,6 +70,7 @@ pub trait RecordReader: Send {
 /// `ts_ms` column statistics (None if the statistics are missing); for every other
 /// format a single `Piece::default()` (the whole file).
 pub fn plan_file(path: &Path, display: &str, opts: &DecodeOptions) -> Result<Vec<Piece>> {
+    let opts = &opts.for_readers();
     match sniff(path, display)? {
         Magic::Parquet => parquet_plan::plan(path, display, opts),
         _ => Ok(vec![Piece::default()]),
@@ -89,6 +90,7 @@ pub fn open(
     piece: &Piece,
     opts: &DecodeOptions,
 ) -> Result<Box<dyn RecordReader>> {
+    let opts = &opts.for_readers();
     let magic = sniff(path, display)?;
     if magic == Magic::Parquet {
         return Ok(Box::new(ParquetReader::new(path, display, piece, opts)?));
@@ -106,6 +108,9 @@ pub fn open(
     {
         None => Ok(Box::new(Empty)),
         Some(b'{') => Ok(Box::new(JsonLinesReader::new(lines, bytes, display, opts)?)),
+        Some(b'0'..=b'9') if is_capture(&mut lines, display)? => {
+            Ok(Box::new(JsonLinesReader::new(lines, bytes, display, opts)?))
+        }
         Some(_) => {
             let name = display.split(['?', '#']).next().unwrap_or(display);
             let symbol = symbol_from_file_name(name).or_else(|| {
@@ -119,6 +124,19 @@ pub fn open(
             }
         }
     }
+}
+
+/// True when the first line is a raw-capture line `<local_recv_ns> {json}`.
+fn is_capture(lines: &mut LineSource, display: &str) -> Result<bool> {
+    let first = lines
+        .next_line()
+        .map_err(|e| ConnectorError::io(display, e))?;
+    let capture = first.is_some_and(|(_, l)| {
+        let (recv, rest) = super::book::split_capture_prefix(l);
+        recv.is_some() && rest.first() == Some(&b'{')
+    });
+    lines.unread();
+    Ok(capture)
 }
 
 /// The reader of an input without records.

@@ -161,6 +161,12 @@ pub(crate) fn decode_value(
     kind: Kind,
     prefix: &str,
 ) -> std::result::Result<Vec<(String, Record)>, Bad> {
+    // A book source's trades (mixed in its files and topics) are trades.
+    let kind = if kind == Kind::Book {
+        Kind::Trades
+    } else {
+        kind
+    };
     let msg: Msg<'_> = serde_json::from_slice(bytes).map_err(|e| {
         (
             RejectReason::ParseError,
@@ -237,7 +243,7 @@ fn symbol(v: &Option<Any<'_>>, name: &str, prefix: &str) -> std::result::Result<
 
 fn wrong_kind(what: &str, kind: Kind) -> Bad {
     let k = match kind {
-        Kind::Trades => "trades",
+        Kind::Trades | Kind::Book => "trades",
         Kind::Candles => "candles",
     };
     (RejectReason::ParseError, format!("a {what} in a {k} input"))
@@ -338,7 +344,7 @@ fn canonical(
     let ts_ms = normalise_ts(need(&msg.ts_ms, "ts_ms")?.int("ts_ms")?);
     let sym = symbol(&msg.symbol, "symbol", prefix)?;
     match kind {
-        Kind::Trades => {
+        Kind::Trades | Kind::Book => {
             let is_buyer_maker =
                 need(&msg.is_buyer_maker, "is_buyer_maker")?.boolean("is_buyer_maker")?;
             let trade_id = match &msg.trade_id {

@@ -3,12 +3,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::book::{decode_book, split_capture_prefix};
 use super::fields::reject;
 use super::infer::settle_first;
 use super::json::{decode_value, is_binance, Record};
 use super::text::{is_blank, LineSource};
 use super::{seq, Chunk, DecodeOptions, FormatHint, Kind, RecordReader};
 use crate::{ConnectorError, Result};
+use operators::RejectReason;
 
 /// Reads a JSON-lines file.
 pub(crate) struct JsonLinesReader {
@@ -24,6 +26,20 @@ pub(crate) struct JsonLinesReader {
     infer_pending: bool,
     /// Resolution given to candles without one after the first chunk.
     resolution: i64,
+    /// Whose the file's REST snapshots are.
+    snapshots: SnapshotOwner,
+}
+
+/// The symbol of a file's book records, which its REST snapshots (naming none) belong
+/// to.
+#[derive(Default)]
+struct SnapshotOwner {
+    /// `None` until a record names it.
+    symbol: Option<String>,
+    /// The file's book records name more than one symbol.
+    mixed: bool,
+    /// Snapshots read before any record named the symbol: (position, line, record).
+    waiting: Vec<(u64, Vec<u8>, operators::book::BookRecord)>,
 }
 
 impl JsonLinesReader {
@@ -71,6 +87,7 @@ impl JsonLinesReader {
             row: 0,
             infer_pending: opts.kind == Kind::Candles,
             resolution: 0,
+            snapshots: SnapshotOwner::default(),
         })
     }
 
@@ -83,6 +100,7 @@ impl JsonLinesReader {
                 .next_line()
                 .map_err(|e| ConnectorError::io(&self.source, e))?;
             let Some((position, line)) = next else {
+                self.snapshots.end(&self.source, chunk);
                 return Ok(n > 0);
             };
             if is_blank(line) {
@@ -91,6 +109,20 @@ impl JsonLinesReader {
             let seq = seq(self.file_index, self.row);
             self.row += 1;
             n += 1;
+            let (recv_ms, line) = split_capture_prefix(line);
+            if let Some(book) = decode_book(line, &self.prefix, recv_ms) {
+                match book {
+                    Ok((symbol, mut rec)) => {
+                        rec.seq = seq;
+                        let at = (position, line);
+                        self.snapshots.push(&self.source, symbol, at, rec, chunk);
+                    }
+                    Err((reason, detail)) => {
+                        chunk.push_reject(reject(reason, &self.source, position, seq, detail, line))
+                    }
+                }
+                continue;
+            }
             match decode_value(line, self.kind, &self.prefix) {
                 Ok(records) => {
                     for (symbol, record) in records {
@@ -115,6 +147,66 @@ impl JsonLinesReader {
             }
         }
         Ok(true)
+    }
+}
+
+impl SnapshotOwner {
+    /// Adds a book record read at `(position, line)` of `source`: a REST snapshot (no
+    /// symbol) goes to the file's symbol, and waits for the first record that names it.
+    fn push(
+        &mut self,
+        source: &str,
+        symbol: Option<String>,
+        (position, line): (u64, &[u8]),
+        rec: operators::book::BookRecord,
+        chunk: &mut Chunk,
+    ) {
+        match symbol {
+            Some(s) => {
+                match &self.symbol {
+                    None => self.symbol = Some(s.clone()),
+                    Some(known) if *known != s => self.mixed = true,
+                    _ => {}
+                }
+                if !self.waiting.is_empty() && !self.mixed {
+                    for (_, _, snap) in std::mem::take(&mut self.waiting) {
+                        chunk.push_book(&s, snap);
+                    }
+                }
+                chunk.push_book(&s, rec);
+            }
+            None => match (&self.symbol, self.mixed) {
+                (Some(s), false) => {
+                    let s = s.clone();
+                    chunk.push_book(&s, rec);
+                }
+                (_, true) => chunk.push_reject(reject(
+                    RejectReason::UnknownSymbol,
+                    source,
+                    position,
+                    rec.seq,
+                    "a depth snapshot names no symbol, and this file holds several".to_string(),
+                    line,
+                )),
+                (None, false) => self.waiting.push((position, line.to_vec(), rec)),
+            },
+        }
+    }
+
+    /// At the end of the file: snapshots whose symbol never showed are dead letters.
+    fn end(&mut self, source: &str, chunk: &mut Chunk) {
+        for (position, line, rec) in std::mem::take(&mut self.waiting) {
+            let detail =
+                "a depth snapshot names no symbol, and no record of this file does".to_string();
+            chunk.push_reject(reject(
+                RejectReason::UnknownSymbol,
+                source,
+                position,
+                rec.seq,
+                detail,
+                &line,
+            ));
+        }
     }
 }
 

@@ -122,7 +122,7 @@ pub(crate) fn from_header(
                 "header `{header}` is not the canonical layout `{want}`"
             ));
         }
-        (Kind::Trades, true) => Layout::Trades(TradeCols {
+        (Kind::Trades | Kind::Book, true) => Layout::Trades(TradeCols {
             ncols,
             ts: need(&["tsms"], "ts_ms"),
             symbol: Some(need(&["symbol"], "symbol")),
@@ -134,7 +134,7 @@ pub(crate) fn from_header(
             binance: false,
             ts_name: "ts_ms",
         }),
-        (Kind::Trades, false) => Layout::Trades(TradeCols {
+        (Kind::Trades | Kind::Book, false) => Layout::Trades(TradeCols {
             ncols,
             id: Some(need(&["id", "tradeid", "aggtradeid", "aggid", "a"], "id")),
             price: need(&["price"], "price"),
@@ -236,13 +236,13 @@ pub(crate) fn headerless(
         })
     };
     match kind {
-        Kind::Trades if n == 8 => Ok(trades(0, 1, 2, 5, 6)),
-        Kind::Trades if (n == 6 || n == 7) && is_bool(5) => Ok(trades(0, 1, 2, 4, 5)),
-        Kind::Trades if n == 7 && is_bool(6) && is_int(5) => Ok(trades(0, 1, 2, 5, 6)),
-        Kind::Trades if n == 12 => Err(format!(
+        Kind::Trades | Kind::Book if n == 8 => Ok(trades(0, 1, 2, 5, 6)),
+        Kind::Trades | Kind::Book if (n == 6 || n == 7) && is_bool(5) => Ok(trades(0, 1, 2, 4, 5)),
+        Kind::Trades | Kind::Book if n == 7 && is_bool(6) && is_int(5) => Ok(trades(0, 1, 2, 5, 6)),
+        Kind::Trades | Kind::Book if n == 12 => Err(format!(
             "the first line `{line}` has 12 columns like a Binance klines file; read it as candles"
         )),
-        Kind::Trades => Err(format!(
+        Kind::Trades | Kind::Book => Err(format!(
             "cannot tell the layout of the headerless line `{line}`: expected Binance trades \
              (id,price,qty,quoteQty,time,isBuyerMaker,isBestMatch) or aggTrades \
              (aggId,price,qty,firstTradeId,lastTradeId,time,isBuyerMaker,isBestMatch)"

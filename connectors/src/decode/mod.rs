@@ -5,9 +5,11 @@
 
 mod chunk;
 
+pub use book::{decode_book, split_capture_prefix};
 pub use chunk::Chunk;
 
-/// What a backfill reads: trades or candles.
+/// What a backfill reads: trades, candles or order books (a file or topic may mix
+/// trades and book records whatever the kind: each record goes to its own stream).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -16,17 +18,20 @@ pub enum Kind {
     Trades,
     /// Pre-aggregated candles.
     Candles,
+    /// Order books: depth snapshots and diffs, best quotes (and trades mixed in).
+    Book,
 }
 
 impl Kind {
     /// Every kind, in the order of their names in messages and flags.
-    pub const ALL: [Kind; 2] = [Kind::Trades, Kind::Candles];
+    pub const ALL: [Kind; 3] = [Kind::Trades, Kind::Candles, Kind::Book];
 
     /// The name used in the config, on the command line and in manifests.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Trades => "trades",
             Kind::Candles => "candles",
+            Kind::Book => "book",
         }
     }
 }
@@ -34,12 +39,12 @@ impl Kind {
 impl std::str::FromStr for Kind {
     type Err = String;
 
-    /// Parses `trades` or `candles`.
+    /// Parses `trades`, `candles` or `book`.
     fn from_str(s: &str) -> Result<Kind, String> {
         Kind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("`{s}` is not one of trades, candles"))
+            .ok_or_else(|| format!("`{s}` is not one of trades, candles, book"))
     }
 }
 
@@ -69,6 +74,21 @@ pub struct DecodeOptions {
     pub file_index: u32,
 }
 
+impl DecodeOptions {
+    /// The options the readers get: book records are found in any input, and the other
+    /// records of a `book` input are trades.
+    fn for_readers(&self) -> DecodeOptions {
+        let kind = match self.kind {
+            Kind::Book => Kind::Trades,
+            k => k,
+        };
+        DecodeOptions {
+            kind,
+            ..self.clone()
+        }
+    }
+}
+
 /// Builds the input-order number of row `row` (0-based) of file `file_index`.
 ///
 /// ```
@@ -85,6 +105,7 @@ pub fn unseq(seq: u64) -> (u32, u64) {
 }
 
 mod arrow_cols;
+mod book;
 mod csv;
 mod detect;
 mod fields;

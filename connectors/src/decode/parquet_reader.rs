@@ -279,7 +279,7 @@ impl ParquetReader {
         }
         let opt = |k: usize| self.optional[k].map(col);
         let exchange = match self.kind {
-            Kind::Trades => {
+            Kind::Trades | Kind::Book => {
                 convert(col(self.required[4]), &mut b.bm, bool_cells)
                     .map_err(|e| fail("is_buyer_maker", e))?;
                 int_opt(opt(0), &mut b.int[0], int_cells).map_err(|e| fail("trade_id", e))?;
@@ -335,7 +335,7 @@ impl ParquetReader {
                 }),
             };
             let result = slot.and_then(|slot| match self.kind {
-                Kind::Trades => {
+                Kind::Trades | Kind::Book => {
                     let exch = exchange
                         .as_ref()
                         .and_then(|e| e.get(i))

@@ -225,7 +225,9 @@ mod tests {
         assert_eq!(s.topic, "raw.trades");
         let o = s.decode_options(Some(Kind::Trades));
         assert_eq!((o.kind, o.format), (Kind::Trades, FormatHint::Binance));
-        assert!(toml::from_str::<SourceConfig>("kind = \"book\"").is_err());
+        let b: SourceConfig = toml::from_str("kind = \"book\"").unwrap();
+        assert_eq!(b.kind, Kind::Book);
+        assert!(toml::from_str::<SourceConfig>("kind = \"depth\"").is_err());
         assert!(toml::from_str::<SourceConfig>("format = \"csv\"").is_err());
     }
 

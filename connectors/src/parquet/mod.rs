@@ -1,6 +1,7 @@
 //! The Parquet sink: Hive-partitioned feature files on an object store, streamed out
 //! as rows become final (README "Output").
 
+mod book_sets;
 pub mod config;
 mod file;
 mod layout;

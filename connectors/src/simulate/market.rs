@@ -229,6 +229,18 @@ impl Simulator {
         &self.info
     }
 
+    /// The mid price of symbol `i` at second `sec` of the simulation (seconds only move
+    /// forward; the mids do not depend on the trades drawn).
+    pub(crate) fn mid_at(&mut self, i: usize, sec: i64) -> f64 {
+        self.advance_market(sec);
+        self.state[i].mid
+    }
+
+    /// Length of the simulation in ms, and its start (epoch ms).
+    pub(crate) fn span(&self) -> (i64, i64) {
+        (self.duration_ms, self.start_ms)
+    }
+
     /// Steps every mid price from second `market_sec` to second `sec`.
     fn advance_market(&mut self, sec: i64) {
         while self.market_sec < sec {

@@ -15,12 +15,14 @@
 //! assert!(trades.iter().all(|(s, _)| &**s == "BTCUSDT" || &**s == "ETHUSDT"));
 //! ```
 
+mod book;
 mod market;
 mod rng;
 #[cfg(test)]
 mod tests;
 mod write;
 
+pub use book::{write_books, BookSimConfig};
 pub use market::{symbol_name, trade_rates, Simulator, BASE_RATE_PER_SEC, SIGMA_BTC_PER_SEC};
 pub use write::{trade_schema, write_trades, CSV_HEADER, ROW_GROUP_ROWS};
 

@@ -89,7 +89,7 @@ pub trait Bars<'scope> {
     ///     let trade = |ts, p| Trade { ts_ms: ts, trade_id: NO_TRADE_ID, seq: ts as u64,
     ///         exchange: 0, price: p, qty: 1.0, is_buyer_maker: false };
     ///     let batch = SymbolBatch { symbol: "BTC".into(),
-    ///         trades: vec![trade(10, 1.0), trade(900, 3.0), trade(1500, 2.0)], candles: vec![] };
+    ///         trades: vec![trade(10, 1.0), trade(900, 3.0), trade(1500, 2.0)], candles: vec![], book: vec![] };
     ///     let (bars, _rejects) = vec![batch].to_stream(scope).container::<Vec<_>>()
     ///         .bars(config.clone(), None);
     ///     bars.capture()

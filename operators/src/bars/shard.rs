@@ -51,6 +51,7 @@ impl<'scope> ShardTrades<'scope> for StreamVec<'scope, i64, SymbolBatch> {
                                 symbol: batch.symbol.clone(),
                                 trades: std::mem::replace(bucket, Vec::with_capacity(cap)),
                                 candles: Vec::new(),
+                                book: Vec::new(),
                             });
                         }
                         if !batch.candles.is_empty() {
@@ -58,6 +59,7 @@ impl<'scope> ShardTrades<'scope> for StreamVec<'scope, i64, SymbolBatch> {
                                 symbol: batch.symbol,
                                 trades: Vec::new(),
                                 candles: batch.candles,
+                                book: Vec::new(),
                             });
                         }
                     }

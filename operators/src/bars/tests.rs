@@ -195,6 +195,7 @@ fn run_live(
                     symbol: s.into(),
                     trades: ts,
                     candles: vec![],
+                    book: vec![],
                 });
             }
             worker.step();
