@@ -44,7 +44,9 @@
 #                                   the tansu broker: trades/s, CPU, idle CPU, watermark-to-
 #                                   topic delay) and scripts/bench_checkpoint.sh (checkpoint
 #                                   size and time, restart to caught up after kill -9 with
-#                                   100 symbols, W = 60 at 1m) and joins all tables in
+#                                   100 symbols, W = 60 at 1m) and scripts/bench_book.sh (the
+#                                   book operator alone, a simulated depth backfill vs the
+#                                   Python rebuild) and joins all tables in
 #                                   results-all.md
 set -euo pipefail
 
@@ -86,7 +88,7 @@ fi
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs)"
     say "building the release binary"
-    cargo build --release --bin marketflow
+    cargo build --release --bin marketflow && cargo build --release -p operators --example book_bench
 fi
 [ -x "$MF" ] || die "$MF is missing (build it with: cargo build --release)"
 
@@ -271,8 +273,9 @@ if [ "${BENCH_BARS_ONLY:-0}" != 1 ]; then
     BENCH_SKIP_BUILD=1 scripts/bench_scaling.sh
     BENCH_SKIP_BUILD=1 scripts/bench_live.sh
     BENCH_SKIP_BUILD=1 scripts/bench_checkpoint.sh
+    BENCH_SKIP_BUILD=1 scripts/bench_book.sh
     cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-shapes.md" "$BENCH_DIR/results-wide.md" \
         "$BENCH_DIR/results-scaling.md" \
-        "$BENCH_DIR/results-live.md" "$BENCH_DIR/results-checkpoint.md" >"$BENCH_DIR/results-all.md"
+        "$BENCH_DIR/results-live.md" "$BENCH_DIR/results-checkpoint.md" "$BENCH_DIR/results-book.md" >"$BENCH_DIR/results-all.md"
     say "all tables: $BENCH_DIR/results-all.md"
 fi

@@ -251,6 +251,8 @@ fn the_job_creates_its_feature_topics_with_the_configured_partitions() {
         "correlation",
         "beta",
         "risk",
+        "book",
+        "quotes",
     ];
     let wanted: Vec<String> = sets
         .iter()

@@ -9,28 +9,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use common::*;
-
-/// The venv's python (`scripts/pyenv.sh --check`: fails, naming the fix, when the venv
-/// is missing; it does not install).
-fn python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let out = Command::new(root.join("scripts/pyenv.sh"))
-                .arg("--check")
-                .output()
-                .expect("run scripts/pyenv.sh");
-            assert_ok(&out);
-            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-        })
-        .clone()
-}
 
 struct Case<'a> {
     input: &'a Path,

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use connectors::chart::{ChartSink, ChartSpec, ChartWritten};
 use connectors::parquet::FeatureRow;
 use connectors::sync::ErrorSlot;
-use operators::book::{BookConfig, BookRow, OrderBooks, QuoteRow, SplitBooks};
+use operators::book::{BookConfig, BookRow, OrderBooks, OrderBooksOp, QuoteRow, SplitBooks};
 use operators::checkpoint::{CheckpointPlan, Checkpointing, SnapshotSink, StateKind};
 use operators::comoments::{
     BetaRow, CoMomentConfig, CoMomentLogic, CorrMatrix, CorrRow, CorrelationLayout,
@@ -58,6 +58,9 @@ impl FeatureConfig {
         }
         if self.risk.is_some() {
             ops.push(StateKind::of::<RiskLogic>());
+        }
+        if self.book.is_some() {
+            ops.push(StateKind::of::<OrderBooksOp>());
         }
         ops
     }
@@ -129,7 +132,7 @@ pub fn features<'scope>(
         rejects: source_rejects.concat(duplicates),
     };
     if let Some(c) = config.book.clone() {
-        let (book, quotes, rejects) = books.order_books(last_ts, c);
+        let (book, quotes, rejects) = books.order_books(last_ts, c, cp.clone());
         (out.book, out.quotes) = (Some(book), Some(quotes));
         out.rejects = out.rejects.concat(rejects);
     }

@@ -63,6 +63,12 @@ impl FeatureSet {
         FeatureSet::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// True for the sets computed from order-book records (`book`, `quotes`): a run
+    /// without them writes none.
+    pub fn from_book_records(self) -> bool {
+        matches!(self, FeatureSet::Book | FeatureSet::Quotes)
+    }
+
     /// The set's position in [`FeatureSet::ALL`].
     pub fn index(self) -> usize {
         self as usize

@@ -10,7 +10,7 @@ use connectors::store::list_inputs;
 use connectors::ConnectorError;
 use dataflows::backfill::{run_worker, BackfillJob, BackfillShared};
 use dataflows::cluster::{self, watchdog};
-use operators::BarsConfig;
+use operators::{BarsConfig, FeatureSet};
 
 use crate::cli::BackfillArgs;
 use crate::commands::cluster_error;
@@ -79,7 +79,14 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
             .collect(),
         workers,
         processes: args.timely.processes,
-        feature_sets: config.config.features.enabled_sets(),
+        // The order-book sets join the manifest when the input had book records.
+        feature_sets: config
+            .config
+            .features
+            .enabled_sets()
+            .into_iter()
+            .filter(|s| !FeatureSet::from_name(s).is_some_and(FeatureSet::from_book_records))
+            .collect(),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
     // An input that cannot be planned (unreadable metadata) fails the run: it is

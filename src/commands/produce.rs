@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use connectors::decode::{open, Chunk, DecodeOptions, FormatHint, Kind, RecordReader};
-use connectors::kafka::{produce_chunks, KafkaSettings, ProduceStats, SharedProducer, Speed};
+use connectors::kafka::{produce_chunks, KafkaSettings, Pace, ProduceStats, SharedProducer, Speed};
 use connectors::store::{fetch_local, list_inputs};
 
 use crate::cli::ProduceArgs;
@@ -79,7 +79,7 @@ pub fn produce_files(
         let s = produce_chunks(
             &producer,
             topic,
-            speed,
+            &mut Pace::new(speed),
             |chunk: &mut Chunk| reader.read_chunk(8192, chunk),
             &|| stop.load(Ordering::Relaxed),
         )?;

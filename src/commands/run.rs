@@ -5,8 +5,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use connectors::decode::Kind;
+use connectors::kafka::config::SourceConfig;
 use connectors::kafka::{
-    ensure_topics, feature_topic, feed_in_background, EmbeddedBroker, LiveProgress, Speed,
+    ensure_topics, feature_topic, feed_in_background, EmbeddedBroker, Feed, LiveProgress, Speed,
 };
 use connectors::metrics::JobKind;
 use connectors::sync::ErrorSlot;
@@ -20,8 +22,29 @@ use crate::UsageError;
 
 /// The bundled real Binance sample fed to the embedded broker.
 const SAMPLE: &[u8] = include_bytes!("../../data/binance_ws_trades_2024-08-08.csv.gz");
+/// The bundled raw capture (order book of spot BTCUSDT over the sample's first six
+/// minutes) fed to the embedded broker's `book` source.
+const CAPTURE: &[u8] = include_bytes!("../../data/hftbacktest_spot_btcusdt_20240808.gz");
+/// The event-time shift between two replays of the bundled files: the trades sample's
+/// span (23:54:15 to 00:05:05) in whole minutes, so both files replay side by side.
+const SAMPLE_PERIOD_MS: i64 = 11 * 60_000;
 /// Partitions of the embedded broker's source topics.
 const EMBEDDED_PARTITIONS: i32 = 4;
+
+/// The sources of a run: the configured ones, plus, on the embedded broker, a `book`
+/// source on `raw.book` for the bundled capture when none is configured.
+fn demo_sources(configured: &[SourceConfig], embedded: bool) -> Vec<SourceConfig> {
+    let mut sources = configured.to_vec();
+    if embedded && !sources.iter().any(|s| s.kind == Kind::Book) {
+        sources.push(SourceConfig {
+            name: "book".into(),
+            kind: Kind::Book,
+            topic: "raw.book".into(),
+            ..SourceConfig::default()
+        });
+    }
+    sources
+}
 
 /// Runs the live job until SIGINT/SIGTERM.
 pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
@@ -40,9 +63,10 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
             UsageError(format!("--speed must be 0 or positive, got {}", args.speed)).into(),
         );
     }
-    check_topics(&c.sources).map_err(|e| UsageError(e.to_string()))?;
+    let sources = demo_sources(&c.sources, embedded);
+    check_topics(&sources).map_err(|e| UsageError(e.to_string()))?;
     let output = super::lake_output(&config.config, args.output.as_deref())?;
-    let names: Vec<&str> = c.sources.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
     let served = super::serve_metrics(c, JobKind::Live, spec.process, &names)?;
     let progress = Arc::new(LiveProgress::new());
     if let Some((m, _)) = &served {
@@ -54,7 +78,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
     // The broker: embedded (with the sample fed in the background) or the configured one.
     let mut _broker = None;
     let settings = if embedded {
-        let topics = embedded_topics(&c.sources, EMBEDDED_PARTITIONS);
+        let topics = embedded_topics(&sources, EMBEDDED_PARTITIONS);
         let refs: Vec<(&str, i32)> = topics.iter().map(|(t, p)| (t.as_str(), *p)).collect();
         let broker = EmbeddedBroker::start(&refs)?;
         if let Some(layout) = c.sinks.kafka.layout() {
@@ -63,21 +87,43 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
             }
         }
         let settings = c.kafka.build(&broker.bootstrap_servers());
-        tracing::info!(brokers = %settings.brokers, topic = %c.sources[0].topic, speed = args.speed, "embedded broker started; feeding the bundled Binance sample");
+        tracing::info!(brokers = %settings.brokers, topic = %sources[0].topic, speed = args.speed, "embedded broker started; feeding the bundled Binance sample");
         // The embedded broker keeps about 5 MB per partition: compress what is fed so
         // the whole sample stays readable even at --speed 0.
         let mut feed = settings.clone();
         feed.client.insert("compression.type".into(), "lz4".into());
+        let repeat = !args.once && args.speed > 0.0;
         let stop = progress.clone();
         feed_in_background(
             &feed,
-            &c.sources[0].topic,
-            "binance_ws_trades_2024-08-08.csv.gz",
-            SAMPLE,
-            Speed(args.speed),
-            !args.once && args.speed > 0.0,
+            Feed {
+                topic: sources[0].topic.clone(),
+                name: "binance_ws_trades_2024-08-08.csv.gz".into(),
+                bytes: SAMPLE,
+                speed: Speed(args.speed),
+                repeat,
+                period_ms: Some(SAMPLE_PERIOD_MS),
+                book_only: false,
+            },
             move || stop.stop.load(Ordering::Relaxed),
         )?;
+        // The bundled capture's order book, to the first source of kind `book`.
+        if let Some(book) = sources.iter().find(|s| s.kind == Kind::Book) {
+            let stop = progress.clone();
+            feed_in_background(
+                &feed,
+                Feed {
+                    topic: book.topic.clone(),
+                    name: "hftbacktest_spot_btcusdt_20240808.gz".into(),
+                    bytes: CAPTURE,
+                    speed: Speed(args.speed),
+                    repeat,
+                    period_ms: Some(SAMPLE_PERIOD_MS),
+                    book_only: true,
+                },
+                move || stop.stop.load(Ordering::Relaxed),
+            )?;
+        }
         _broker = Some(broker);
         settings
     } else {
@@ -85,7 +131,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
     };
     let mut job = LiveJob::build(LiveSpec {
         settings: settings.clone(),
-        sources: &c.sources,
+        sources: &sources,
         time: &c.time,
         features: &c.features,
         resolutions: &config.resolutions,

@@ -37,7 +37,7 @@ fn an_empty_file_takes_every_default() {
 #[test]
 fn reports_every_problem_with_its_key() {
     let err = load_str(
-        "[features]\nresolutions = [\"1m\", \"90s\"]\nrolling_window = 1\nbogus = 1\n[time]\nidle_timeout = \"soon\"\n[nope]\n[[sources]]\nkind = \"book\"\nextra = 1\n",
+        "[features]\nresolutions = [\"1m\", \"90s\"]\nrolling_window = 1\nbogus = 1\n[time]\nidle_timeout = \"soon\"\n[nope]\n[[sources]]\nkind = \"depth\"\nextra = 1\n",
         &[],
     )
     .unwrap_err();
@@ -46,7 +46,7 @@ fn reports_every_problem_with_its_key() {
         "features.bogus: unknown key",
         "nope: unknown section",
         "sources[0].extra: unknown key",
-        "sources[0].kind: unknown variant `book`",
+        "sources[0].kind: unknown variant `depth`",
         "time.idle_timeout: `soon` is not a duration",
         "features.resolutions",
         "features.rolling_window",

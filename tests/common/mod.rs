@@ -389,6 +389,23 @@ pub fn manifests(out: &Path) -> Vec<serde_json::Value> {
     v
 }
 
+/// The venv's python (`scripts/pyenv.sh --check`: fails, naming the fix, when the venv
+/// is missing; it does not install).
+pub fn python() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let out = Command::new(root.join("scripts/pyenv.sh"))
+                .arg("--check")
+                .output()
+                .expect("run scripts/pyenv.sh");
+            assert_ok(&out);
+            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+        })
+        .clone()
+}
+
 /// Two free localhost ports.
 pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<_> = (0..n)

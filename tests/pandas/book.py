@@ -48,6 +48,12 @@ def records(paths):
     for path in paths:
         file_symbol, waiting = None, []
         with open_text(path) as f:
+            first = f.readline()
+            if first.startswith("exchange,symbol,timestamp,local_timestamp,is_snapshot"):
+                ts = tardis(f, per_symbol)
+                max_ts = ts if max_ts is None else max(max_ts, ts)
+                continue
+            f.seek(0)
             for line in f:
                 line = line.strip()
                 if not line:
@@ -89,6 +95,26 @@ def records(paths):
     return per_symbol, max_ts
 
 
+def tardis(f, per_symbol):
+    """Tardis incremental_book_L2 rows: consecutive rows of one symbol, time and
+    snapshot flag are one record. Returns the greatest event time."""
+    last, max_ts = None, None
+    for line in f:
+        line = line.strip()
+        if not line:
+            continue
+        _, sym, ts_us, _, snap, side, price, amount = line.split(",")
+        ts = int(ts_us) // 1000
+        max_ts = ts if max_ts is None else max(max_ts, ts)
+        kind = "tsnap" if snap == "true" else "tlevels"
+        key = (sym, ts, kind)
+        if key != last:
+            per_symbol[sym].append(dict(kind=kind, ts=ts, b=[], a=[]))
+            last = key
+        per_symbol[sym][-1]["b" if side == "bid" else "a"].append([price, amount])
+    return max_ts
+
+
 def lv(levels):
     return [(Decimal(p), Decimal(q)) for p, q in levels]
 
@@ -102,25 +128,41 @@ class Book:
         self.last = None
         self.held = []
         self.crossed = False
+        self._best = None
+
+    def best(self):
+        """Best bid and ask prices (None for an empty side), cached between changes."""
+        if self._best is None:
+            self._best = (max(self.bids) if self.bids else None, min(self.asks) if self.asks else None)
+        return self._best
 
     def top(self):
-        if self.state == "waiting" or self.crossed or not self.bids or not self.asks:
+        if self.state == "waiting" or self.crossed:
             return None
-        b, a = max(self.bids), min(self.asks)
-        if b >= a:
+        b, a = self.best()
+        if b is None or a is None or b >= a:
             return None
         return (b, self.bids[b], a, self.asks[a])
 
     def set(self, rec):
-        for side, levels in ((self.bids, rec["b"]), (self.asks, rec["a"])):
+        for is_bid, side, levels in ((True, self.bids, rec["b"]), (False, self.asks, rec["a"])):
             for p, q in lv(levels):
                 if q > 0:
                     side[p] = q
-                else:
-                    side.pop(p, None)
+                    if self._best is not None:
+                        b, a = self._best
+                        if is_bid and (b is None or p > b):
+                            self._best = (p, a)
+                        elif not is_bid and (a is None or p < a):
+                            self._best = (b, p)
+                elif p in side:
+                    del side[p]
+                    if self._best is not None and p in self._best:
+                        self._best = None
 
     def check_crossed(self, rejects):
-        if self.bids and self.asks and max(self.bids) >= min(self.asks) and not self.crossed:
+        b, a = self.best()
+        if b is not None and a is not None and b >= a and not self.crossed:
             rejects["crossed_book"] += 1
             self.crossed = True
             self.state = "waiting"
@@ -167,10 +209,41 @@ def stamp_events(recs, rejects):
             e = (qb if b >= b0 else 0) - (qb0 if b <= b0 else 0) - (qa if a <= a0 else 0) + (qa0 if a >= a0 else 0)
         yield s, e
 
+    prev_tsnap = False
     for rec in recs:
+        if rec["kind"] == "tsnap":
+            s = stamp(rec["ts"])
+            if not prev_tsnap:
+                book.bids, book.asks, book.crossed, book._best = {}, {}, False, None
+            book.set(rec)
+            book.state = "tardis"
+            book.check_crossed(rejects)
+            book.state = "tardis"
+            prev_tsnap = True
+            yield s, book, None
+            continue
+        if rec["kind"] == "tlevels":
+            prev_tsnap = False
+            if book.state != "tardis":
+                rejects["sequence_gap"] += 1
+                continue
+            s = stamp(rec["ts"])
+            before = book.top()
+            book.set(rec)
+            book.check_crossed(rejects)
+            book.state = "tardis"
+            after = book.top()
+            e = 0
+            if before and after:
+                b0, qb0, a0, qa0 = before
+                b, qb, a, qa = after
+                e = (qb if b >= b0 else 0) - (qb0 if b <= b0 else 0) - (qa if a <= a0 else 0) + (qa0 if a >= a0 else 0)
+            yield s, book, e
+            continue
+        prev_tsnap = False
         if rec["kind"] == "snap":
             s = stamp(rec["ts"])
-            book.bids, book.asks, book.crossed = {}, {}, False
+            book.bids, book.asks, book.crossed, book._best = {}, {}, False, None
             book.set(rec)
             book.state, book.last = "snap", rec["id"]
             book.check_crossed(rejects)
@@ -245,23 +318,34 @@ def reference(paths, resolutions):
     per_symbol, max_ts = records(paths)
     rejects = defaultdict(int)
     book_rows, quote_rows = defaultdict(list), defaultdict(list)
+    finest = min(RES[label] for label in resolutions)
+    book_ev, quote_ev = {}, {}
     for symbol, recs in per_symbol.items():
+        # The first pass finds the stamps; the second keeps the book's values only after
+        # the last event before each window end (every resolution's ends are the finest's).
+        stamps = [s for s, _, _ in stamp_events(recs, defaultdict(int))]
+        book_ev[symbol] = list(materialise(stamp_events(recs, rejects), book_values, stamps, finest))
+        qstamps = [s for s, _, _ in quote_events(recs, defaultdict(int))]
+        quote_ev[symbol] = list(materialise(quote_events(recs, rejects), quote_values, qstamps, finest))
+    for symbol in per_symbol:
         for label in resolutions:
             r = RES[label]
             last_end = (max_ts // r) * r + r
-            ev = list(materialise(stamp_events(recs, rejects if label == resolutions[0] else defaultdict(int)), book_values))
-            book_rows[label] += series_from(ev, r, last_end, symbol, True)
-            qev = list(materialise(quote_events(recs, rejects if label == resolutions[0] else defaultdict(int)), quote_values))
-            quote_rows[label] += series_from(qev, r, last_end, symbol, False)
+            book_rows[label] += series_from(book_ev[symbol], r, last_end, symbol, True)
+            quote_rows[label] += series_from(quote_ev[symbol], r, last_end, symbol, False)
     return book_rows, quote_rows, rejects
 
 
-def materialise(events, values):
+def materialise(events, values, stamps, finest):
     """Freezes each event's book as (stamp, valid, spread, values, e): books are
-    mutated in place, so the summary is taken right after each event."""
-    for s, o, e in events:
+    mutated in place, so the summary is taken right after each event; the full values
+    only where a window end of the finest resolution follows (the next stamp is in a
+    later window, or there is none)."""
+    for k, (s, o, e) in enumerate(events):
         top = obj_top(o)
-        yield s, top is not None, (spread_bps(top) if top else None), (values(o) if top else None), e
+        needed = k + 1 == len(stamps) or stamps[k + 1] // finest > s // finest
+        vals = values(o) if top and needed else None
+        yield s, top is not None, (spread_bps(top) if top else None), vals, e
 
 
 def series_from(events, r, last_end, symbol, with_ofi):
@@ -362,13 +446,43 @@ QUOTE_COLS = ["bid_px", "bid_qty", "ask_px", "ask_qty", "mid", "spread_bps", "mi
               "imbalance_1", "tw_spread_bps", "updates"]
 
 
+def make_tardis(captures, out):
+    """Writes a Tardis incremental_book_L2 CSV from simulated captures: each symbol's
+    snapshots as snapshot rows, its diffs as level rows (times in µs), and a crossing
+    bid every 500th diff, for the reader and operator tests."""
+    per_symbol, _ = records(captures)
+    rows = []
+    for sym, recs in per_symbol.items():
+        n = 0
+        for rec in recs:
+            if rec["kind"] not in ("snap", "diff"):
+                continue
+            snap = rec["kind"] == "snap"
+            t = rec["ts"] * 1000 + 7
+            levels = [("bid", p, q) for p, q in rec["b"]] + [("ask", p, q) for p, q in rec["a"]]
+            n += not snap
+            if not snap and n % 500 == 0 and rec["a"]:
+                levels.append(("bid", rec["a"][0][0], "1"))
+            for side, p, q in levels:
+                rows.append((t, len(rows), f"binance,{sym},{t},{t + 1000},{'true' if snap else 'false'},{side},{p},{q}"))
+    rows.sort()
+    with open(out, "w") as f:
+        f.write("exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n")
+        for _, _, line in rows:
+            f.write(line + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--make-tardis", metavar="OUT")
     ap.add_argument("--input", nargs="+", required=True)
-    ap.add_argument("--output", required=True)
+    ap.add_argument("--output")
     ap.add_argument("--resolutions", default="1s")
     args = ap.parse_args()
     paths = sorted(p for g in args.input for p in glob.glob(g))
+    if args.make_tardis:
+        make_tardis(paths, args.make_tardis)
+        return
     resolutions = args.resolutions.split(",")
     book_rows, quote_rows, rejects = reference(paths, resolutions)
     bad = 0

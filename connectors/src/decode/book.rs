@@ -16,6 +16,7 @@ enum Shape {
     Depth,
     Snapshot,
     Ticker,
+    Levels,
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -25,6 +26,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 fn shape(bytes: &[u8]) -> Option<Shape> {
     if contains(bytes, b"\"depthUpdate\"") {
         Some(Shape::Depth)
+    } else if contains(bytes, b"\"bookLevels\"") {
+        Some(Shape::Levels)
     } else if contains(bytes, b"\"lastUpdateId\"") {
         Some(Shape::Snapshot)
     } else if contains(bytes, b"bookTicker")
@@ -69,6 +72,20 @@ struct Snapshot<'a> {
     bids: Vec<[&'a str; 2]>,
     #[serde(borrow)]
     asks: Vec<[&'a str; 2]>,
+}
+
+/// Tardis `incremental_book_L2` rows of one time, as `produce` writes them.
+#[derive(Deserialize)]
+struct Levels<'a> {
+    #[serde(rename = "E")]
+    event_time: i64,
+    #[serde(borrow)]
+    s: &'a str,
+    snapshot: bool,
+    #[serde(borrow)]
+    b: Vec<[&'a str; 2]>,
+    #[serde(borrow)]
+    a: Vec<[&'a str; 2]>,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +209,24 @@ pub fn decode_book(
                 asks: levels(&m.asks, "ask", false)?,
             };
             Ok((None, rec))
+        }
+        Shape::Levels => {
+            let m: Levels<'_> = parse(bytes)?;
+            let kind = if m.snapshot {
+                BookKind::Snapshot {
+                    last_update_id: None,
+                }
+            } else {
+                BookKind::Levels
+            };
+            let rec = BookRecord {
+                ts_ms: m.event_time,
+                seq: 0,
+                kind,
+                bids: levels(&m.b, "bid", false)?,
+                asks: levels(&m.a, "ask", false)?,
+            };
+            Ok((Some(symbol(m.s)), rec))
         }
         Shape::Ticker => {
             let m: Ticker<'_> = parse(bytes)?;

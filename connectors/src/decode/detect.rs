@@ -8,6 +8,7 @@ use super::fields::symbol_from_file_name;
 use super::jsonl::JsonLinesReader;
 use super::parquet_plan;
 use super::parquet_reader::ParquetReader;
+use super::tardis::{TardisReader, TARDIS_HEADER};
 use super::text::{open_text, sniff, LineSource, Magic};
 use super::{Chunk, DecodeOptions};
 use crate::{ConnectorError, Result};
@@ -111,6 +112,9 @@ pub fn open(
         Some(b'0'..=b'9') if is_capture(&mut lines, display)? => {
             Ok(Box::new(JsonLinesReader::new(lines, bytes, display, opts)?))
         }
+        Some(b'e') if is_tardis(&mut lines, display)? => {
+            Ok(Box::new(TardisReader::new(lines, bytes, display, opts)))
+        }
         Some(_) => {
             let name = display.split(['?', '#']).next().unwrap_or(display);
             let symbol = symbol_from_file_name(name).or_else(|| {
@@ -137,6 +141,16 @@ fn is_capture(lines: &mut LineSource, display: &str) -> Result<bool> {
     });
     lines.unread();
     Ok(capture)
+}
+
+/// True when the first line is the header of a Tardis `incremental_book_L2` file.
+fn is_tardis(lines: &mut LineSource, display: &str) -> Result<bool> {
+    let first = lines
+        .next_line()
+        .map_err(|e| ConnectorError::io(display, e))?;
+    let tardis = first.is_some_and(|(_, l)| l.trim_ascii().starts_with(TARDIS_HEADER.as_bytes()));
+    lines.unread();
+    Ok(tardis)
 }
 
 /// The reader of an input without records.

@@ -118,6 +118,7 @@ mod parquet_plan;
 mod parquet_reader;
 mod parquet_rows;
 mod split;
+mod tardis;
 mod text;
 
 pub use detect::{open, plan_file, Piece, RecordReader};

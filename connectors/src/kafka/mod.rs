@@ -24,7 +24,10 @@ pub use config::{KafkaConfig, KafkaSinkConfig, SourceConfig};
 pub use embedded::EmbeddedBroker;
 pub use json::{row_key, rows_to_json, KafkaRecord};
 
-pub use load::{candle_json, feed_in_background, produce_chunks, trade_json, ProduceStats, Speed};
+pub use load::{
+    book_json, candle_json, feed_in_background, produce_chunks, trade_json, Feed, Pace,
+    ProduceStats, Speed,
+};
 pub use offsets::DoneRule;
 /// The Kafka client library, for commands that read topics directly.
 pub use rdkafka;

@@ -22,7 +22,7 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::checkpoint::CheckpointStore;
-use crate::decode::{decode_json, seq, Chunk, Kind, Record};
+use crate::decode::{decode_book, decode_json, seq, Chunk, Kind, Record};
 use crate::kafka::lag::LagWatcher;
 use crate::kafka::offsets::DoneRule;
 use crate::kafka::{group_id, CommitTracker, KafkaSettings, Watermarks};
@@ -414,6 +414,40 @@ impl Ctx<'_> {
             detail,
             raw: String::from_utf8_lossy(payload).into_owned(),
         };
+        if let Some(book) = decode_book(
+            payload,
+            &self.config.symbol_prefix,
+            msg.timestamp().to_millis(),
+        ) {
+            // A REST snapshot names no symbol: the record key does.
+            let keyed = || {
+                let key = msg.key().and_then(|k| std::str::from_utf8(k).ok())?;
+                Some(format!("{}{key}", self.config.symbol_prefix))
+            };
+            let decoded = book.and_then(|(symbol, rec)| match symbol.or_else(keyed) {
+                Some(symbol) => Ok((symbol, rec)),
+                None => Err((
+                    RejectReason::UnknownSymbol,
+                    "a depth snapshot names no symbol: key its record by the symbol".to_string(),
+                )),
+            });
+            match decoded {
+                // Book records are never late (the book operator stamps a record behind
+                // the watermark at the watermark) nor skipped after a restart (a
+                // restored book skips what it applied): the sequence stays whole.
+                Ok((symbol, mut rec)) => {
+                    self.marks.observe(pi, rec.ts_ms, self.now);
+                    part.tracker.push(offset, rec.ts_ms);
+                    rec.seq = s;
+                    self.chunk.push_book(&symbol, rec);
+                }
+                Err((reason, detail)) => {
+                    self.chunk.push_reject(reject(reason, detail));
+                    part.tracker.skip(offset);
+                }
+            }
+            return;
+        }
         let records = match decode_json(payload, self.kind, &self.config.symbol_prefix) {
             Ok(r) => r,
             Err((reason, detail)) => {

@@ -20,7 +20,8 @@ enum Sync {
     Snapshot(u64),
     /// Diffs apply in sequence; this is the last `u` applied.
     Synced(u64),
-    /// Built from Tardis rows (no update ids); `true` while snapshot rows arrive.
+    /// Built from Tardis rows (no update ids); `true` after snapshot rows, so that the
+    /// next snapshot rows add to the same snapshot.
     Tardis(bool),
 }
 
@@ -60,7 +61,7 @@ impl View for L2 {
 impl L2 {
     /// Best levels while the book is synced, two-sided and not crossed.
     pub fn top(&self) -> Option<Top> {
-        if matches!(self.sync, Sync::Waiting | Sync::Tardis(true)) || self.crossed {
+        if self.sync == Sync::Waiting || self.crossed {
             return None;
         }
         let (b, qb) = self.bids.last_key_value()?;
@@ -122,6 +123,7 @@ impl L2 {
                     self.sync = Sync::Tardis(true);
                 }
                 self.set_levels(&r.bids, &r.asks);
+                self.check_crossed(symbol, &r, rejects);
                 hooks.after(self, stamp, None);
             }
             BookKind::Levels => {

@@ -16,6 +16,9 @@ use super::l2::{Hooks, L2};
 use super::quote::Quote;
 use super::tape::Tape;
 use super::{BookConfig, BookKind, BookRecord, BookRow, QuoteRow};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::route::symbol_route;
 use crate::window::Held;
 use crate::{Reject, Symbol, SymbolBatch};
@@ -106,12 +109,16 @@ pub trait OrderBooks<'scope> {
     /// (from tickers) and returns `book` rows, `quotes` rows and dead letters
     /// (`sequence_gap`, `crossed_book`). `last_ts` is the greatest event time of the
     /// whole input (from [`SplitBooks::split_books`]): when the input ends, every
-    /// series is filled up to the window holding it.
+    /// series is filled up to the window holding it. With `checkpoint`, the books are
+    /// snapshotted at every cut and restored after a restart; a restored book skips the
+    /// records it already applied (by their input position), so the source may replay
+    /// from any earlier offset.
     #[allow(clippy::type_complexity)]
     fn order_books(
         self,
         last_ts: StreamVec<'scope, i64, i64>,
         config: BookConfig,
+        checkpoint: Option<Checkpointing>,
     ) -> (
         StreamVec<'scope, i64, BookRow>,
         StreamVec<'scope, i64, QuoteRow>,
@@ -120,11 +127,23 @@ pub trait OrderBooks<'scope> {
 }
 
 /// A symbol's book, quote and their series.
-struct Books {
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Books {
     l2: L2,
     tapes: Vec<Tape>,
     quote: Quote,
     quote_tapes: Vec<Tape>,
+    /// The last input position applied per input part (`seq >> 40`: a file or a
+    /// partition), so that records replayed after a restart are applied once.
+    applied: BTreeMap<u64, u64>,
+}
+
+/// The order-book operator as a checkpointed operator.
+pub struct OrderBooksOp;
+
+impl Checkpointed for OrderBooksOp {
+    const NAME: &'static str = "book";
+    type State = Vec<(Symbol, Books)>;
 }
 
 /// The book tapes around a change of the L2 book.
@@ -159,11 +178,21 @@ impl Books {
             quote_tapes: tapes.clone(),
             tapes,
             quote: Quote::default(),
+            applied: BTreeMap::new(),
         }
     }
 
-    /// Applies one record.
+    /// Applies one record (once: a record at or before the last applied position of its
+    /// input part is a replay).
     fn apply(&mut self, symbol: &Symbol, r: BookRecord, out: &mut Out) {
+        let (part, pos) = (r.seq >> 40, r.seq & ((1 << 40) - 1));
+        match self.applied.get_mut(&part) {
+            Some(last) if pos <= *last => return,
+            Some(last) => *last = pos,
+            None => {
+                self.applied.insert(part, pos);
+            }
+        }
         if r.kind == BookKind::Ticker {
             let stamp = self.quote.stamp(&r);
             let (q, rows) = (&mut self.quote, &mut out.quotes);
@@ -240,11 +269,13 @@ impl<'scope> OrderBooks<'scope> for StreamVec<'scope, i64, SymbolBatch> {
         self,
         last_ts: StreamVec<'scope, i64, i64>,
         config: BookConfig,
+        checkpoint: Option<Checkpointing>,
     ) -> (
         StreamVec<'scope, i64, BookRow>,
         StreamVec<'scope, i64, QuoteRow>,
         StreamVec<'scope, i64, Reject>,
     ) {
+        let (index, peers) = (self.scope().index(), self.scope().peers());
         let mut builder = OperatorBuilder::new("OrderBooks".to_owned(), self.scope());
         let pact = Exchange::new(|b: &SymbolBatch| symbol_route(&b.symbol));
         let mut input = builder.new_input(self, pact);
@@ -259,6 +290,13 @@ impl<'scope> OrderBooks<'scope> for StreamVec<'scope, i64, SymbolBatch> {
             let mut held = Held::new(caps);
             let mut pending: BTreeMap<i64, Vec<SymbolBatch>> = BTreeMap::new();
             let mut symbols: HashMap<Symbol, Books> = HashMap::default();
+            let mut cp = checkpoint.map(|c| c.checkpointer::<OrderBooksOp>(index, peers));
+            if let Some((_, state)) = cp
+                .as_ref()
+                .and_then(|c| c.restored::<Vec<(Symbol, Books)>>())
+            {
+                symbols.extend(state);
+            }
             let mut last: Option<i64> = None;
             let mut seen = i64::MIN;
             let mut out = Out::default();
@@ -294,6 +332,17 @@ impl<'scope> OrderBooks<'scope> for StreamVec<'scope, i64, SymbolBatch> {
                     seen = f;
                     for (symbol, books) in symbols.iter_mut() {
                         books.advance(symbol, f, &mut out);
+                    }
+                    if let Some(cp) = cp.as_mut() {
+                        // Every record before the frontier is applied: the state at a cut.
+                        cp.take_due(f, || {
+                            let mut state: Vec<(Symbol, Books)> = symbols
+                                .iter()
+                                .map(|(s, b)| (s.clone(), b.clone()))
+                                .collect();
+                            state.sort_by(|a, b| a.0.cmp(&b.0));
+                            state
+                        });
                     }
                 }
                 let ended = f == i64::MAX && ends_done;

@@ -82,7 +82,7 @@ fn run(workers: usize, records: Vec<(&'static str, BookRecord)>, res: Vec<i64>) 
         let (mut input, probe, caps) = worker.dataflow::<i64, _, _>(|scope| {
             let (input, stream) = scope.new_input::<Vec<SymbolBatch>>();
             let (rest, books, last) = stream.split_books();
-            let (b, q, r) = books.order_books(last, config);
+            let (b, q, r) = books.order_books(last, config, None);
             let probe = rest.probe().0;
             (input, probe, (b.capture(), q.capture(), r.capture()))
         });
