@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use connectors::decode::Kind;
+use connectors::jobs::validate::ExpectRows;
 use dataflows::cluster::ClusterSpec;
+use operators::duration::DurationMs;
 
 /// Incremental market features for crypto exchanges, on timely and differential dataflow.
 #[derive(Debug, Parser)]
@@ -50,6 +52,10 @@ pub enum Command {
     Consume(ConsumeArgs),
     /// List the backfill runs of a lake (`runs`), or print one (`runs show RUN_ID`).
     Runs(RunsArgs),
+    /// Validate a staged backfill run and make its partitions the production ones.
+    Promote(PromoteArgs),
+    /// Delete the files promotions superseded, once older than a duration.
+    Gc(GcArgs),
     /// Draw a symbol's candles (volume, Bollinger bands, RSI) or the correlation
     /// matrix from a lake, as SVG or PNG.
     Chart(ChartArgs),
@@ -132,6 +138,39 @@ pub enum RunsFormat {
     Table,
     /// JSON: an array of run summaries, or the manifest as written.
     Json,
+}
+
+/// `marketflow promote`
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The staged run (its id under `<output>/_staging/`).
+    #[arg(value_name = "RUN_ID")]
+    pub run_id: String,
+    /// The lake's root (default: sinks.parquet.output).
+    #[arg(long, value_name = "URL")]
+    pub output: Option<String>,
+    /// Refuse unless feature set SET of the run has exactly N rows (repeatable).
+    #[arg(long, value_name = "SET=N")]
+    pub expect_rows: Vec<ExpectRows>,
+    /// Also replace partitions holding files promote did not write (a direct backfill's,
+    /// the live job's), in two steps: a reader in between may see both.
+    #[arg(long)]
+    pub allow_non_atomic: bool,
+}
+
+/// `marketflow gc`
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// The lake's root (default: sinks.parquet.output).
+    #[arg(long, value_name = "URL")]
+    pub output: Option<String>,
+    /// Delete what promotions made longer ago than this superseded (e.g. 7d, 12h, 0s).
+    #[arg(long, value_name = "DURATION", value_parser = duration_parser)]
+    pub older_than: DurationMs,
+}
+
+fn duration_parser(s: &str) -> Result<DurationMs, String> {
+    DurationMs::parse(s).map_err(|e| e.to_string())
 }
 
 /// `marketflow consume`
@@ -233,8 +272,15 @@ pub struct BackfillArgs {
     #[arg(long, value_name = "TIME")]
     pub to: Option<String>,
     /// Run id (manifest name); generated when absent.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "resume")]
     pub run_id: Option<String>,
+    /// Write under `<output>/_staging/<run-id>/` for a later `promote`.
+    #[arg(long)]
+    pub stage: bool,
+    /// Continue the failed or killed run RUN_ID (same arguments otherwise): its
+    /// partitions already durable are not written again.
+    #[arg(long, value_name = "RUN_ID")]
+    pub resume: Option<String>,
     /// Cluster flags.
     #[command(flatten)]
     pub timely: TimelyArgs,

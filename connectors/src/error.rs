@@ -66,6 +66,18 @@ pub enum ConnectorError {
     /// A Kafka client, topic or broker failed.
     #[error("kafka: {0}")]
     Kafka(String),
+    /// A run id names no run of the lake.
+    #[error("{0}")]
+    UnknownRun(String),
+    /// A request on a run was refused (validation of a staged run, a resume with other
+    /// arguments): every reason, one a line.
+    #[error("{what}:\n  - {}", reasons.join("\n  - "))]
+    Refused {
+        /// What was refused.
+        what: String,
+        /// Why.
+        reasons: Vec<String>,
+    },
 }
 
 impl ConnectorError {
@@ -83,6 +95,19 @@ impl ConnectorError {
             path: path.into(),
             reason: reason.into(),
         }
+    }
+}
+
+impl ConnectorError {
+    /// True for errors of the user's request (exit code 2), not of the run.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::UnknownRun(_)
+                | ConnectorError::Refused { .. }
+                | ConnectorError::NoInput(_)
+                | ConnectorError::InvalidUrl { .. }
+        )
     }
 }
 

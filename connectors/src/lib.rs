@@ -8,6 +8,7 @@ pub mod decode;
 pub mod error;
 pub mod failpoint;
 pub mod files;
+pub mod jobs;
 pub mod kafka;
 pub mod manifest;
 pub mod metrics;

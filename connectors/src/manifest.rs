@@ -134,6 +134,33 @@ pub struct SetSummary {
     pub bytes: u64,
     /// `sha256:` of the sorted list of `(path, file sha256)`: equal outputs, equal checksum.
     pub checksum: String,
+    /// Every file of the set, sorted by path (what `promote` validates a staged run
+    /// against; empty in manifests written before it was recorded).
+    #[serde(default)]
+    pub files: Vec<FileEntry>,
+}
+
+/// One partition file of a run, as listed in its manifest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the run's output root.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
+}
+
+/// `sha256:` of the sorted `(path, sha256)` pairs: a feature set's checksum.
+pub fn set_checksum(files: &mut [(String, String)]) -> String {
+    files.sort();
+    let mut h = Sha256::new();
+    for (path, sha) in files.iter() {
+        h.update(format!("{path} {sha}\n").as_bytes());
+    }
+    format!("sha256:{}", crate::parquet::hex_digest(&h.finalize()))
 }
 
 /// The manifest written to `_runs/<run-id>.json`.
@@ -185,6 +212,12 @@ impl Manifest {
                     sum.partitions += 1;
                     sum.bytes += p.bytes;
                     files.push((p.path.clone(), p.sha256.clone()));
+                    sum.files.push(FileEntry {
+                        path: p.path.clone(),
+                        rows: p.rows,
+                        bytes: p.bytes,
+                        sha256: p.sha256.clone(),
+                    });
                 }
                 RunEvent::Rejects(r) => rejects = r.clone(),
                 RunEvent::Worker(_) => {}
@@ -193,12 +226,8 @@ impl Manifest {
         let feature_sets = sets
             .into_iter()
             .map(|(set, (mut sum, mut files))| {
-                files.sort();
-                let mut h = Sha256::new();
-                for (path, sha) in files {
-                    h.update(format!("{path} {sha}\n").as_bytes());
-                }
-                sum.checksum = format!("sha256:{}", crate::parquet::hex_digest(&h.finalize()));
+                sum.checksum = set_checksum(&mut files);
+                sum.files.sort_by(|a, b| a.path.cmp(&b.path));
                 (set, sum)
             })
             .collect();

@@ -2,6 +2,7 @@
 //! and the run manifest written last.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use std::time::Duration;
 use connectors::chart::ChartSpec;
 use connectors::decode::DecodeOptions;
 use connectors::files::{FileSource, FileSourceConfig, SourceProgress, Unit};
+use connectors::jobs::journal::{Durable, JournalParts};
 use connectors::manifest::{Manifest, ReportStatus, RunEvent, RunInfo, WriteManifest};
 use connectors::metrics::Metrics;
 use connectors::parquet::{
@@ -20,6 +22,7 @@ use connectors::store::Location;
 use connectors::sync::ErrorSlot;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::{Concat, Inspect, Probe};
 use timely::dataflow::StreamVec;
 use timely::worker::Worker;
@@ -62,6 +65,9 @@ pub struct BackfillJob {
     pub source_name: String,
     /// The process's metrics, when served.
     pub metrics: Option<Arc<Metrics>>,
+    /// A resumed run's partitions already durable: their directories are not written
+    /// again and their records go into the manifest as they are.
+    pub durable: Durable,
 }
 
 /// Process-wide state of a backfill.
@@ -131,13 +137,23 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             errors: errors.clone(),
             stats: stats.clone(),
             written: None,
+            skip: Arc::new(job.durable.skip_dirs()),
         };
         let counted = stats.clone();
         let rejects = out
             .attach_sinks(&mut sinks)
             .inspect(move |r| counted.borrow_mut().reject(0, r.reason));
         let written = sinks.written.expect("the bars sink is always attached");
+        // The journal records each file as it becomes visible; a resumed run's durable
+        // files enter the manifest from worker 0 as if written again.
+        let prior = if index == 0 {
+            job.durable.parts.clone()
+        } else {
+            Vec::new()
+        };
         let events = written
+            .journal(job.output.clone(), job.info.run_id.clone(), errors.clone())
+            .concat(prior.to_stream(scope))
             .map(RunEvent::Partition)
             .concat(source_events)
             .concat(rejects.write_rejects(job.output.clone(), job.inputs.clone(), errors.clone()));
@@ -173,13 +189,14 @@ struct LakeSinks<'scope> {
     errors: ErrorSlot,
     stats: Rc<RefCell<WorkerStats>>,
     written: Option<StreamVec<'scope, i64, PartitionWritten>>,
+    skip: Arc<HashSet<String>>,
 }
 
 impl<'scope> SetSinks<'scope> for LakeSinks<'scope> {
     fn attach<R: FeatureRow>(&mut self, rows: StreamVec<'scope, i64, R>) {
         let counted = self.stats.clone();
         let w = rows
-            .parquet_sink(self.lake.clone(), self.errors.clone())
+            .parquet_sink_skipping(self.lake.clone(), self.errors.clone(), self.skip.clone())
             .inspect(move |p: &PartitionWritten| {
                 counted
                     .borrow_mut()

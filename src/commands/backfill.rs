@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use connectors::jobs::resume::RunTarget;
 use connectors::manifest::{Manifest, RunInfo};
 use connectors::metrics::JobKind;
 use connectors::store::list_inputs;
@@ -58,14 +59,21 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
             return Err(UsageError(format!("--from ({f}) must be before --to ({t})")).into());
         }
     }
-    let output = super::lake_output(&config.config, args.output.as_deref())?;
+    let lake = super::lake_output(&config.config, args.output.as_deref())?;
     let inputs = list_inputs(&args.input).map_err(usage_if_input)?;
     let bars = BarsConfig::new(&config.resolutions)?;
     let workers = spec.workers();
-    let run_id = args
-        .run_id
-        .clone()
-        .unwrap_or_else(|| default_run_id(&inputs));
+    let target = match &args.resume {
+        Some(id) => RunTarget::resume(&lake, id, args.stage).map_err(super::job_error)?,
+        None => {
+            let id = args
+                .run_id
+                .clone()
+                .unwrap_or_else(|| default_run_id(&inputs));
+            RunTarget::fresh(&lake, id, args.stage).map_err(super::job_error)?
+        }
+    };
+    let (run_id, output) = (target.run_id.clone(), target.output.clone());
     let info = RunInfo {
         run_id: run_id.clone(),
         kind: decode.kind.name().into(),
@@ -123,7 +131,7 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         output = %output.child_url(""),
         "backfill starting"
     );
-    let job = Arc::new(BackfillJob {
+    let mut job = BackfillJob {
         inputs: Arc::new(inputs),
         units,
         decode,
@@ -145,7 +153,13 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         progress_bar: true,
         source_name,
         metrics: served.as_ref().map(|(m, _)| m.clone()),
-    });
+        durable: Default::default(),
+    };
+    let fingerprint = format!("{:016x}", job_hash(&job));
+    job.durable = target
+        .prepare(&job.info, &fingerprint, args.timely.process)
+        .map_err(super::job_error)?;
+    let job = Arc::new(job);
     if args.timely.process == 0 {
         let (info, output) = (info.clone(), output.clone());
         watchdog::on_failure(move |error| {
@@ -170,7 +184,17 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         });
     }
     let (job2, shared2) = (job.clone(), shared.clone());
-    let guards = cluster::execute(&spec, job_hash(&job), move |worker| {
+    let skip_hash = operators::route::stable_hash(
+        format!(
+            "{:?}",
+            job.durable
+                .skip_dirs()
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+        )
+        .as_bytes(),
+    );
+    let guards = cluster::execute(&spec, job_hash(&job) ^ skip_hash, move |worker| {
         run_worker(worker, &job2, &shared2)
     })
     .map_err(cluster_error)?;
@@ -220,6 +244,12 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         tracing::info!(
             seconds = format!("{elapsed:.2}"),
             "backfill finished on this process"
+        );
+    }
+    if target.staged && args.timely.process == 0 {
+        println!(
+            "staged run {run_id} in {}: check it with `marketflow runs show {run_id}`, promote it with `marketflow promote {run_id}`",
+            output.child_url("")
         );
     }
     Ok(())

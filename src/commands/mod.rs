@@ -3,7 +3,9 @@
 mod backfill;
 mod chart;
 mod consume;
+mod gc;
 mod produce;
+mod promote;
 mod run;
 mod runs;
 mod signals;
@@ -30,6 +32,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::run(args, config),
         Command::Chart(args) => chart::run(args),
         Command::Runs(args) => runs::run(args, config),
+        Command::Promote(args) => promote::run(args, config),
+        Command::Gc(args) => gc::run(args, config),
     }
 }
 
@@ -62,6 +66,16 @@ pub fn serve_metrics(
         "serving metrics (set [metrics] listen, or MARKETFLOW__METRICS__LISTEN=\"\" to turn them off)"
     })?;
     Ok(Some((metrics, server)))
+}
+
+/// A connector error as the command's error: a usage error (exit code 2) when it is
+/// about the request (an unknown run, a refused promotion), else a failure.
+pub fn job_error(e: connectors::ConnectorError) -> anyhow::Error {
+    if e.is_usage() {
+        UsageError(e.to_string()).into()
+    } else {
+        e.into()
+    }
 }
 
 /// The lake's root: `--output` when given, else `sinks.parquet.output`; a bad one is a

@@ -11,10 +11,10 @@ pub fn run(args: RunsArgs, config: Validated) -> anyhow::Result<()> {
     let output = super::lake_output(&config.config, args.output.as_deref())?;
     match args.show {
         Some(RunsCommand::Show { run_id }) => {
-            let Some(m) = find_run(&output, &run_id)? else {
+            let Some(r) = find_run(&output, &run_id)? else {
                 let known: Vec<String> = list_runs(&output)?
                     .into_iter()
-                    .map(|m| m.info.run_id)
+                    .map(|r| r.manifest.info.run_id)
                     .collect();
                 return Err(UsageError(format!(
                     "no run {run_id} under {} (runs: {})",
@@ -28,8 +28,8 @@ pub fn run(args: RunsArgs, config: Validated) -> anyhow::Result<()> {
                 .into());
             };
             match args.format {
-                RunsFormat::Json => println!("{}", serde_json::to_string_pretty(&m)?),
-                RunsFormat::Table => print!("{}", show(&m)),
+                RunsFormat::Json => println!("{}", serde_json::to_string_pretty(&r.manifest)?),
+                RunsFormat::Table => print!("{}", show(&r)),
             }
         }
         None => {
@@ -53,8 +53,8 @@ fn time(ms: Option<i64>) -> String {
 /// The runs as an aligned table, one line each.
 fn table(runs: &[RunSummary]) -> String {
     let head = [
-        "run_id", "status", "started", "seconds", "kind", "from", "to", "inputs", "records",
-        "rows", "rejects", "workers",
+        "run_id", "status", "stage", "started", "seconds", "kind", "from", "to", "inputs",
+        "records", "rows", "rejects", "workers",
     ];
     let mut lines: Vec<Vec<String>> = vec![head.iter().map(|h| h.to_string()).collect()];
     for r in runs {
@@ -65,6 +65,7 @@ fn table(runs: &[RunSummary]) -> String {
         lines.push(vec![
             r.run_id.clone(),
             r.status.clone(),
+            r.stage.name().to_string(),
             r.started_at.clone(),
             r.duration_s.map_or("-".into(), |d| format!("{d:.1}")),
             r.kind.clone(),
@@ -97,12 +98,19 @@ fn table(runs: &[RunSummary]) -> String {
 }
 
 /// One run's manifest as readable text.
-fn show(m: &connectors::manifest::Manifest) -> String {
-    let s = RunSummary::of(m);
+fn show(r: &connectors::runs::RunRecord) -> String {
+    let (m, s) = (&r.manifest, RunSummary::of(r));
     let mut out = String::new();
     let mut kv = |k: &str, v: String| out.push_str(&format!("{k:<12} {v}\n"));
     kv("run_id", s.run_id.clone());
     kv("status", s.status.clone());
+    kv(
+        "stage",
+        match &s.promoted_at {
+            Some(at) => format!("{} at {at}", s.stage.name()),
+            None => s.stage.name().to_string(),
+        },
+    );
     kv("started", s.started_at.clone());
     kv("finished", m.finished_at.clone());
     kv(

@@ -204,7 +204,15 @@ fn replace_covered<R: FeatureRow>(
         let Some(other_name) = file.rsplit('/').next().filter(|n| *n != name) else {
             continue;
         };
-        let Some(other) = FileRange::parse(other_name) else {
+        // A promoted partition's single file (`promote` names it PART_FILE) may hold
+        // rows anywhere in the partition: its rows in `range` are replaced like others'.
+        let whole = FileRange {
+            first: i64::MIN,
+            last: i64::MAX,
+        };
+        let Some(other) =
+            FileRange::parse(other_name).or((other_name == PART_FILE).then_some(whole))
+        else {
             continue;
         };
         if !range.overlaps(&other) {

@@ -2,6 +2,7 @@
 //! and makes the file visible once, when the frontier has passed its end plus the
 //! allowed lateness.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,21 @@ pub trait ParquetSink<'scope, R: FeatureRow> {
         self,
         spec: LakeSpec,
         errors: ErrorSlot,
+    ) -> StreamVec<'scope, i64, PartitionWritten>
+    where
+        Self: Sized,
+    {
+        self.parquet_sink_skipping(spec, errors, Default::default())
+    }
+
+    /// As [`ParquetSink::parquet_sink`], but drops the rows of the partitions whose
+    /// directory (relative to the output root) is in `skip`: a resumed backfill's
+    /// partitions already durable.
+    fn parquet_sink_skipping(
+        self,
+        spec: LakeSpec,
+        errors: ErrorSlot,
+        skip: Arc<HashSet<String>>,
     ) -> StreamVec<'scope, i64, PartitionWritten>;
 }
 
@@ -133,10 +149,11 @@ pub trait ParquetSink<'scope, R: FeatureRow> {
 const BUDGET: Duration = Duration::from_millis(20);
 
 impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R>> {
-    fn parquet_sink(
+    fn parquet_sink_skipping(
         self,
         spec: LakeSpec,
         errors: ErrorSlot,
+        skip: Arc<HashSet<String>>,
     ) -> StreamVec<'scope, i64, PartitionWritten> {
         // Consecutive files of one set and resolution go to consecutive workers (timely
         // takes the route modulo the worker count), so the writing is spread evenly as
@@ -157,6 +174,7 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
             let activator = scope.activator_for(info.address);
             let mut cap = Some(cap);
             let mut files: rustc_hash::FxHashMap<FileKey, OpenFile<R>> = Default::default();
+            let mut skipped: rustc_hash::FxHashSet<FileKey> = Default::default();
             let mut unsynced = false;
             let mut file_cache = FileCache {
                 spec: spec.clone(),
@@ -172,6 +190,19 @@ impl<'scope, R: FeatureRow> ParquetSink<'scope, R> for Stream<'scope, i64, Vec<R
                     );
                     for row in data.drain(..) {
                         let key = file_cache.file_of(row.resolution_ms(), row.window_end());
+                        if !skip.is_empty() && !files.contains_key(&key) {
+                            if skipped.contains(&key) {
+                                continue;
+                            }
+                            if skip.contains(&key.span.dir(
+                                R::SET.name(),
+                                key.resolution_ms,
+                                key.partition,
+                            )) {
+                                skipped.insert(key);
+                                continue;
+                            }
+                        }
                         files
                             .entry(key)
                             .or_insert_with(|| OpenFile::new(key))
