@@ -40,7 +40,7 @@ pub fn gc(output: &Location, older_than_ms: i64, now_ms: i64) -> Result<GcReport
             .iter()
             .filter_map(|f| f.strip_prefix(&format!("{staging}/")))
             .filter_map(|r| r.split('/').next())
-            .filter(|top| *top != "_runs")
+            .filter(|top| *top != "_runs" && *top != "_journal")
             .map(|top| format!("{staging}/{top}"))
             .collect();
         tops.dedup();

@@ -1,4 +1,4 @@
-//! The run journal under `_runs/<run-id>/`: `run.json`, what the run computes (written
+//! The run journal under `_journal/<run-id>/`: `run.json`, what the run computes (written
 //! when it starts), and `parts-<attempt>-<seq>.json`, batches of the partition files
 //! it made visible, written by worker 0 as they arrive. A resumed run reads it back,
 //! keeps the files whose size and SHA-256 still match, and skips writing them.
@@ -34,7 +34,7 @@ pub struct RunStart {
 
 /// The journal directory of `run_id`, relative to the run's output root.
 pub fn journal_dir(run_id: &str) -> String {
-    format!("_runs/{run_id}")
+    format!("_journal/{run_id}")
 }
 
 /// Starts the journal of a fresh run: drops any journal left by an earlier run of the
@@ -123,7 +123,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Extension trait: journal the partition files of a run as they become visible.
 pub trait JournalParts<'scope> {
     /// Passes the records to worker 0, which writes each batch it receives to
-    /// `_runs/<run-id>/parts-<attempt>-<seq>.json` below `output` before passing it on.
+    /// `_journal/<run-id>/parts-<attempt>-<seq>.json` below `output` before passing it on.
     fn journal(
         self,
         output: Location,
@@ -191,7 +191,7 @@ mod tests {
         lake.put(b, b"bbb".to_vec()).unwrap();
         let parts = vec![part(a, b"aaa"), part(b, b"bbb")];
         lake.put(
-            "_runs/r/parts-1-000000.json",
+            "_journal/r/parts-1-000000.json",
             serde_json::to_vec(&parts).unwrap(),
         )
         .unwrap();

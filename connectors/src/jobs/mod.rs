@@ -40,7 +40,7 @@
 //!
 //! # Resume (`backfill ... --resume RUN_ID`)
 //! A run records what it made durable as it goes, in a journal under
-//! `_runs/<run-id>/`: `run.json` (what the run computes, written at its start) and
+//! `_journal/<run-id>/`: `run.json` (what the run computes, written at its start) and
 //! `parts-*.json` (batches of partition files written). A resumed run checks the same
 //! inputs, range and settings, verifies each journaled file (size and SHA-256 read
 //! back), recomputes everything (rolling features need their warm-up) and skips

@@ -70,7 +70,7 @@ impl RunTarget {
             (None, None) => {
                 return Err(ConnectorError::UnknownRun(format!(
                     "no run {run_id} to resume under {} or {} (only runs started with this version keep the journal a resume needs)",
-                    lake.child_url("_runs/"),
+                    lake.child_url("_journal/"),
                     lake.child_url(&format!("{STAGING_DIR}/"))
                 )))
             }
