@@ -229,6 +229,9 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         .unwrap_or_else(|p| p.into_inner())
         .as_ref()
     {
+        if let Err(e) = connectors::jobs::journal::finish(&output, &run_id) {
+            tracing::warn!(error = %e, "could not drop the run journal's part records");
+        }
         let rows: u64 = m.feature_sets.values().map(|s| s.rows).sum();
         tracing::info!(
             run_id = %m.info.run_id,

@@ -55,6 +55,21 @@ pub fn write_start(output: &Location, start: &RunStart) -> Result<()> {
     )
 }
 
+/// Drops the part records of a run that succeeded (its manifest lists its files; a
+/// succeeded run is not resumed), keeping `run.json`.
+pub fn finish(output: &Location, run_id: &str) -> Result<()> {
+    for rel in output.list_files(&journal_dir(run_id))? {
+        if rel
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with("parts-"))
+        {
+            output.delete(&rel)?;
+        }
+    }
+    Ok(())
+}
+
 /// The recorded start of `run_id`, if it has a journal.
 pub fn read_start(output: &Location, run_id: &str) -> Result<Option<RunStart>> {
     let rel = format!("{}/run.json", journal_dir(run_id));

@@ -252,3 +252,99 @@ pub fn promote(
     output.put(&format!("{PROMOTIONS_DIR}/{run_id}.json"), bytes)?;
     Ok(promotion)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::staging_root;
+    use crate::manifest::{Manifest, RunEvent, RunInfo};
+    use crate::parquet::PartitionWritten;
+
+    const HOUR: &str = "bars/resolution=1s/dt=2024-08-08/hour=23";
+    const DAY: &str = "bars/resolution=1m/dt=2024-08-08/hour=__HIVE_DEFAULT_PARTITION__";
+
+    fn stage(lake: &Location, id: &str, files: &[(&str, &[u8])]) {
+        let root = staging_root(lake, id);
+        let mut events = Vec::new();
+        for (path, bytes) in files {
+            root.put(path, bytes.to_vec()).unwrap();
+            events.push(RunEvent::Partition(PartitionWritten {
+                set: "bars".into(),
+                path: path.to_string(),
+                rows: 1,
+                bytes: bytes.len() as u64,
+                sha256: sha256_hex(bytes),
+                min_window_end: 0,
+                max_window_end: 0,
+                resolution_ms: 0,
+            }));
+        }
+        let info = RunInfo {
+            run_id: id.into(),
+            kind: "trades".into(),
+            inputs: vec![],
+            from_ms: None,
+            to_ms: None,
+            resolutions: vec!["1s".into(), "1m".into()],
+            workers: 1,
+            processes: 1,
+            started_at: "2026-01-01T00:00:00Z".into(),
+            feature_sets: vec!["bars".into()],
+        };
+        Manifest::build(info, &events, None).write(&root).unwrap();
+    }
+
+    #[test]
+    fn an_object_store_lake_is_promoted_by_copies_over_one_name() {
+        let lake = Location::parse("memory:///lake").unwrap();
+        let (hour, day) = (
+            format!("{HOUR}/{PART_FILE}"),
+            format!("{DAY}/part-a-b.parquet"),
+        );
+        stage(&lake, "r", &[(&hour, b"one"), (&day, b"two")]);
+        lake.put(&hour, b"old".to_vec()).unwrap();
+        let p = promote(&lake, "r", &[], PromoteOptions::default()).unwrap();
+        let changes: Vec<_> = p.partitions.iter().map(|x| x.change).collect();
+        assert_eq!(changes, [PartitionChange::Added, PartitionChange::Replaced]);
+        assert_eq!(lake.get(&hour).unwrap().unwrap(), b"one");
+        assert_eq!(
+            lake.get(&format!("{DAY}/{PART_FILE}")).unwrap().unwrap(),
+            b"two"
+        );
+        let kept = format!("{}/{hour}", p.versions);
+        assert_eq!(lake.get(&kept).unwrap().unwrap(), b"old");
+        assert!(read_promotion(&lake, "r").unwrap().is_some());
+        let again = promote(&lake, "r", &[], PromoteOptions::default()).unwrap();
+        assert!(again
+            .partitions
+            .iter()
+            .all(|x| x.change == PartitionChange::Unchanged));
+
+        // Tampered, expected rows wrong, unknown: refused, nothing changes.
+        staging_root(&lake, "r")
+            .put(&hour, b"eno".to_vec())
+            .unwrap();
+        let e = promote(&lake, "r", &[], PromoteOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("checksum differs"), "{e}");
+        let expect = ["bars=3".parse().unwrap()];
+        let e = promote(&lake, "r", &expect, PromoteOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("set bars has 2 rows"), "{e}");
+        assert!(matches!(
+            promote(&lake, "nope", &[], PromoteOptions::default()),
+            Err(ConnectorError::UnknownRun(_))
+        ));
+        assert_eq!(lake.get(&hour).unwrap().unwrap(), b"one");
+
+        // A partition with a file promote did not write is not swapped in one step.
+        stage(&lake, "s", &[(&hour, b"six")]);
+        lake.put(&format!("{HOUR}/part-x.parquet"), b"x".to_vec())
+            .unwrap();
+        let e = promote(&lake, "s", &[], PromoteOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("--allow-non-atomic"), "{e}");
+        let options = PromoteOptions {
+            allow_non_atomic: true,
+        };
+        promote(&lake, "s", &[], options).unwrap();
+        assert_eq!(production_files(&lake, HOUR).unwrap(), [hour]);
+    }
+}
