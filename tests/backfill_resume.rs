@@ -1,5 +1,6 @@
 //! End-to-end: a backfill killed (`MARKETFLOW_FAILPOINT=parquet:N` aborts the process
-//! like `kill -9` halfway through its N-th partition file) and rerun with
+//! like `kill -9` halfway through its N-th partition file, `journal:N` right after its
+//! N-th journal batch) and rerun with
 //! `--resume RUN_ID` skips the partitions its journal recorded as durable and ends with
 //! the same per-set checksums as an uninterrupted run: on one process at several kill
 //! points, on a staged run (then promoted), and on two processes. A resume with other
@@ -63,14 +64,11 @@ fn a_killed_backfill_resumes_to_the_same_checksums_on_one_process() {
     ));
     let want = sums(&full.join("_runs/u.json"));
     let mut skipped = 0;
-    for n in [1, 6, 14] {
-        let out = dir.path().join(format!("kill{n}"));
-        let point = format!("parquet:{n}");
-        let crash = backfill_logged(
-            &out,
-            &["--run-id", "k"],
-            &[("MARKETFLOW_FAILPOINT", &point)],
-        );
+    // Halfway through the 1st and the 14th partition file, and right after the 2nd
+    // batch of the journal (so some partitions are durable, whatever the timing).
+    for point in ["parquet:1", "journal:2", "parquet:14"] {
+        let out = dir.path().join(point.replace(':', ""));
+        let crash = backfill_logged(&out, &["--run-id", "k"], &[("MARKETFLOW_FAILPOINT", point)]);
         assert!(!crash.status.success(), "failpoint {point} was not reached");
         assert!(
             !out.join("_runs/k.json").exists(),
@@ -100,7 +98,7 @@ fn a_killed_backfill_resumes_to_the_same_checksums_on_one_process() {
 
     // Usage errors.
     let other = backfill_logged(
-        &dir.path().join("kill6"),
+        &dir.path().join("journal2"),
         &["--resume", "k", "--to", "2024-08-09T00:00:00Z"],
         &[],
     );
@@ -166,7 +164,7 @@ fn a_killed_two_process_backfill_resumes_to_the_same_checksums() {
             .map(|c| c.wait_with_output().unwrap())
             .collect()
     };
-    let crashed = cluster(&["--run-id", "k2"], Some("parquet:4"));
+    let crashed = cluster(&["--run-id", "k2"], Some("journal:1"));
     assert!(!crashed[0].status.success(), "process 0 was killed");
     assert!(
         !crashed[1].status.success(),

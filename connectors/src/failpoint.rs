@@ -1,6 +1,7 @@
 //! Crash points for recovery tests: with `MARKETFLOW_FAILPOINT=<point>:<n>` the process
 //! aborts (as abruptly as a `kill -9`) the n-th time it reaches `<point>`: `parquet` and
-//! `checkpoint` are reached halfway through writing a Parquet file or a checkpoint file.
+//! `checkpoint` are reached halfway through writing a Parquet file or a checkpoint file,
+//! `journal` right after a backfill's run journal recorded a batch of partition files.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

@@ -166,7 +166,8 @@ impl<'scope> JournalParts<'scope> for StreamVec<'scope, i64, PartitionWritten> {
                         let bytes = serde_json::to_vec(&*data).unwrap_or_default();
                         match output.put(&rel, bytes) {
                             Ok(()) => {
-                                tracing::debug!(journal = %rel, files = data.len(), "journaled")
+                                tracing::debug!(journal = %rel, files = data.len(), "journaled");
+                                crate::failpoint::reach("journal");
                             }
                             Err(e) => errors.set(format!("writing the run journal: {e}")),
                         }
