@@ -298,19 +298,19 @@ fn prometheus_scrapes_a_live_job_and_a_two_process_backfill() {
     );
     assert_eq!(got, Some(2.0), "both processes scraped");
 
-    // The live job: every record read, lag 0, one delay observation per row sent.
-    let got = wait_for(
-        &prom,
-        "sum(marketflow_records_in_total{job=\"run\"})",
-        |v| v == records,
-        Duration::from_secs(90),
-    );
-    assert_eq!(
-        got,
-        Some(records),
-        "see {}",
-        dir.path().join("run.log").display()
-    );
+    // The live job: every record read (the trades sample on the `trades` source, the
+    // bundled capture's 31,492 book records on the demo's `book` source), lag 0, one
+    // delay observation per row sent.
+    for (source, want) in [("trades", records), ("book", 31_492.0)] {
+        let q = format!("sum(marketflow_records_in_total{{job=\"run\",source=\"{source}\"}})");
+        let got = wait_for(&prom, &q, |v| v == want, Duration::from_secs(90));
+        assert_eq!(
+            got,
+            Some(want),
+            "{source}: see {}",
+            dir.path().join("run.log").display()
+        );
+    }
     let got = wait_for(
         &prom,
         "max(marketflow_partition_lag_records{job=\"run\"})",
