@@ -19,7 +19,7 @@ mod tape;
 mod tests;
 
 pub use dec::{Dec, DEC_DIGITS};
-pub use op::{Books, OrderBooks, OrderBooksOp, SplitBooks};
+pub use op::{BookStreams, Books, OrderBooks, OrderBooksOp, SplitBooks};
 pub use rows::{BookRow, QuoteRow};
 
 use serde::{Deserialize, Serialize};

@@ -103,6 +103,13 @@ impl<'scope> SplitBooks<'scope> for StreamVec<'scope, i64, SymbolBatch> {
     }
 }
 
+/// The outputs of [`OrderBooks::order_books`]: `book` rows, `quotes` rows, dead letters.
+pub type BookStreams<'scope> = (
+    StreamVec<'scope, i64, BookRow>,
+    StreamVec<'scope, i64, QuoteRow>,
+    StreamVec<'scope, i64, Reject>,
+);
+
 /// Extension trait: the `book` and `quotes` sets of a stream of book records.
 pub trait OrderBooks<'scope> {
     /// Keeps each symbol's L2 book (from snapshots, diffs and Tardis rows) and quote
@@ -113,17 +120,12 @@ pub trait OrderBooks<'scope> {
     /// snapshotted at every cut and restored after a restart; a restored book skips the
     /// records it already applied (by their input position), so the source may replay
     /// from any earlier offset.
-    #[allow(clippy::type_complexity)]
     fn order_books(
         self,
         last_ts: StreamVec<'scope, i64, i64>,
         config: BookConfig,
         checkpoint: Option<Checkpointing>,
-    ) -> (
-        StreamVec<'scope, i64, BookRow>,
-        StreamVec<'scope, i64, QuoteRow>,
-        StreamVec<'scope, i64, Reject>,
-    );
+    ) -> BookStreams<'scope>;
 }
 
 /// A symbol's book, quote and their series.
@@ -270,11 +272,7 @@ impl<'scope> OrderBooks<'scope> for StreamVec<'scope, i64, SymbolBatch> {
         last_ts: StreamVec<'scope, i64, i64>,
         config: BookConfig,
         checkpoint: Option<Checkpointing>,
-    ) -> (
-        StreamVec<'scope, i64, BookRow>,
-        StreamVec<'scope, i64, QuoteRow>,
-        StreamVec<'scope, i64, Reject>,
-    ) {
+    ) -> BookStreams<'scope> {
         let (index, peers) = (self.scope().index(), self.scope().peers());
         let mut builder = OperatorBuilder::new("OrderBooks".to_owned(), self.scope());
         let pact = Exchange::new(|b: &SymbolBatch| symbol_route(&b.symbol));

@@ -75,9 +75,21 @@ type Outputs = (Vec<BookRow>, Vec<QuoteRow>, Vec<Reject>);
 /// in order at their event time (each record its own batch), with the input's last
 /// event time `last`.
 fn run(workers: usize, records: Vec<(&'static str, BookRecord)>, res: Vec<i64>) -> Outputs {
+    let seqs = (0..records.len() as u64).collect();
+    run_seqs(workers, records, res, seqs)
+}
+
+/// `run` with the given input positions (`seq`) of the records.
+fn run_seqs(
+    workers: usize,
+    records: Vec<(&'static str, BookRecord)>,
+    res: Vec<i64>,
+    seqs: Vec<u64>,
+) -> Outputs {
     let config = BookConfig { resolutions: res };
     let (b, q, r) = timely::execute(timely::Config::process(workers), move |worker| {
         let records = records.clone();
+        let seqs = seqs.clone();
         let config = config.clone();
         let (mut input, probe, caps) = worker.dataflow::<i64, _, _>(|scope| {
             let (input, stream) = scope.new_input::<Vec<SymbolBatch>>();
@@ -87,8 +99,8 @@ fn run(workers: usize, records: Vec<(&'static str, BookRecord)>, res: Vec<i64>) 
             (input, probe, (b.capture(), q.capture(), r.capture()))
         });
         if worker.index() == 0 {
-            for (i, (symbol, mut rec)) in records.into_iter().enumerate() {
-                rec.seq = i as u64; // input order (a replayed position is skipped)
+            for ((symbol, mut rec), seq) in records.into_iter().zip(seqs) {
+                rec.seq = seq; // input order (a replayed position is skipped)
                 let t = rec.ts_ms.max(*input.time());
                 input.advance_to(t);
                 input.send(SymbolBatch {
@@ -287,43 +299,7 @@ fn a_record_replayed_at_an_applied_position_is_skipped() {
     // The same diff again (as after a restart from an earlier offset): `run` numbers
     // records by position, so give the copy the position of the original.
     recs.push(("X", diff(1_200, 2, 2, &[("10", "2")], &[])));
-    let (twice, _, rejects) = run_with_seqs(recs, &[0, 1, 1]);
+    let (twice, _, rejects) = run_seqs(1, recs, vec![1_000], vec![0, 1, 1]);
     assert!(rejects.is_empty(), "the replay is not a gap: {rejects:?}");
     assert_eq!(once, twice);
-}
-
-/// `run` on one worker with the given input positions.
-fn run_with_seqs(records: Vec<(&'static str, BookRecord)>, seqs: &[u64]) -> Outputs {
-    let config = BookConfig {
-        resolutions: vec![1_000],
-    };
-    let seqs = seqs.to_vec();
-    timely::execute_directly(move |worker| {
-        let (mut input, probe, caps) = worker.dataflow::<i64, _, _>(|scope| {
-            let (input, stream) = scope.new_input::<Vec<SymbolBatch>>();
-            let (rest, books, last) = stream.split_books();
-            let (b, q, r) = books.order_books(last, config, None);
-            (
-                input,
-                rest.probe().0,
-                (b.capture(), q.capture(), r.capture()),
-            )
-        });
-        for ((symbol, mut rec), seq) in records.into_iter().zip(seqs) {
-            rec.seq = seq;
-            let t = rec.ts_ms.max(*input.time());
-            input.advance_to(t);
-            input.send(SymbolBatch {
-                symbol: symbol.into(),
-                book: vec![rec],
-                ..SymbolBatch::default()
-            });
-        }
-        input.close();
-        while !probe.done() {
-            worker.step();
-        }
-        while worker.step() {}
-        (drain(caps.0), drain(caps.1), drain(caps.2))
-    })
 }
