@@ -265,34 +265,16 @@ fn the_live_book_equals_the_backfill_of_the_same_records() {
     let topic = format!("{tag}.raw");
     create_topic(&topic, 1);
     let prefix = format!("{tag}.feature.");
-    let config = dir.path().join("live.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[kafka]
-brokers = "{brokers}"
-[[sources]]
-name = "{tag}"
-kind = "book"
-topic = "{topic}"
-[time]
-max_out_of_orderness = "2s"
-idle_timeout = "1s"
-[features]
-resolutions = ["1s", "1m"]
-[sinks.kafka]
-topic_prefix = "{prefix}"
-[sinks.parquet]
-output = "{}"
-[progress]
-interval = "1s"
-[metrics]
-listen = ""
-"#,
-            dir.path().join("live").display()
-        ),
-    )
-    .unwrap();
+    // The shared live config, on a book source at 1s and 1m.
+    let config = write_config(dir.path(), &brokers, &tag, &topic, &prefix);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace("kind = \"trades\"", "kind = \"book\"")
+        .replace(
+            "resolutions = [\"1s\", \"1m\", \"5m\"]",
+            "resolutions = [\"1s\", \"1m\"]",
+        );
+    std::fs::write(&config, text).unwrap();
     let cfg = config.to_str().unwrap();
     let input = capture();
     let input = input.to_str().unwrap();

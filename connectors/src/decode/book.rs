@@ -242,6 +242,38 @@ pub fn decode_book(
     })())
 }
 
+/// [`decode_book`] for a Kafka record: a REST snapshot, which names no symbol, takes
+/// the record key (with `prefix`); without a key it is an `unknown_symbol` reject.
+///
+/// ```
+/// use connectors::decode::decode_keyed_book;
+/// let snap = br#"{"lastUpdateId":7,"E":5,"bids":[],"asks":[]}"#;
+/// let (symbol, _) = decode_keyed_book(snap, "binance:", None, Some(b"BTCUSDT")).unwrap().unwrap();
+/// assert_eq!(symbol, "binance:BTCUSDT");
+/// assert!(decode_keyed_book(snap, "", None, None).unwrap().is_err());
+/// ```
+#[allow(clippy::type_complexity)]
+pub fn decode_keyed_book(
+    bytes: &[u8],
+    prefix: &str,
+    recv_ms: Option<i64>,
+    key: Option<&[u8]>,
+) -> Option<Result<(String, BookRecord), Bad>> {
+    let keyed = || {
+        let key = std::str::from_utf8(key?).ok()?;
+        Some(format!("{prefix}{key}"))
+    };
+    Some(decode_book(bytes, prefix, recv_ms)?.and_then(
+        |(symbol, rec)| match symbol.or_else(keyed) {
+            Some(symbol) => Ok((symbol, rec)),
+            None => Err((
+                RejectReason::UnknownSymbol,
+                "a depth snapshot names no symbol: key its record by the symbol".to_string(),
+            )),
+        },
+    ))
+}
+
 /// Splits a raw-capture line `<local_recv_ns> <json>` into the receive time in ms and
 /// the payload; a line without the prefix is returned whole.
 ///

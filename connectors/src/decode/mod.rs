@@ -5,7 +5,7 @@
 
 mod chunk;
 
-pub use book::{decode_book, split_capture_prefix};
+pub use book::{decode_book, decode_keyed_book, split_capture_prefix};
 pub use chunk::Chunk;
 
 /// What a backfill reads: trades, candles or order books (a file or topic may mix

@@ -22,7 +22,7 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::{Scope, StreamVec};
 
 use crate::checkpoint::CheckpointStore;
-use crate::decode::{decode_book, decode_json, seq, Chunk, Kind, Record};
+use crate::decode::{decode_json, decode_keyed_book, seq, Chunk, Kind, Record};
 use crate::kafka::lag::LagWatcher;
 use crate::kafka::offsets::DoneRule;
 use crate::kafka::{group_id, CommitTracker, KafkaSettings, Watermarks};
@@ -414,23 +414,9 @@ impl Ctx<'_> {
             detail,
             raw: String::from_utf8_lossy(payload).into_owned(),
         };
-        if let Some(book) = decode_book(
-            payload,
-            &self.config.symbol_prefix,
-            msg.timestamp().to_millis(),
-        ) {
-            // A REST snapshot names no symbol: the record key does.
-            let keyed = || {
-                let key = msg.key().and_then(|k| std::str::from_utf8(k).ok())?;
-                Some(format!("{}{key}", self.config.symbol_prefix))
-            };
-            let decoded = book.and_then(|(symbol, rec)| match symbol.or_else(keyed) {
-                Some(symbol) => Ok((symbol, rec)),
-                None => Err((
-                    RejectReason::UnknownSymbol,
-                    "a depth snapshot names no symbol: key its record by the symbol".to_string(),
-                )),
-            });
+        let prefix = &self.config.symbol_prefix;
+        let recv_ms = msg.timestamp().to_millis();
+        if let Some(decoded) = decode_keyed_book(payload, prefix, recv_ms, msg.key()) {
             match decoded {
                 // Book records are never late (the book operator stamps a record behind
                 // the watermark at the watermark) nor skipped after a restart (a
