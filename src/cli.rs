@@ -37,7 +37,8 @@ pub enum LogFormat {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The live job: Kafka sources to feature topics and the Parquet lake, until stopped.
+    /// The live job: Kafka sources to feature topics and the Parquet lake, until stopped
+    /// (with --from: a reprocess of a time range into side topics and a staged run).
     #[command(disable_help_flag = true)]
     Run(RunArgs),
     /// Run the feature graph over historical files and write Parquet.
@@ -76,6 +77,24 @@ pub struct RunArgs {
     /// Parquet output root (overrides sinks.parquet.output).
     #[arg(long, value_name = "URL")]
     pub output: Option<String>,
+    /// Reprocess instead of running live: rewind the sources to TIME (RFC 3339, a date
+    /// or epoch ms; Kafka's offsets for times), recompute the features of events from
+    /// TIME on into the side topics of --topic-prefix and a staged run of the lake, and
+    /// end. Check and promote it like a staged backfill (`runs show`, `promote`).
+    #[arg(long, value_name = "TIME", requires = "topic_prefix")]
+    pub from: Option<String>,
+    /// With --from: the end of the range (exclusive); default: the end of the topics
+    /// (every partition silent for time.idle_timeout).
+    #[arg(long, value_name = "TIME", requires = "from")]
+    pub to: Option<String>,
+    /// With --from: the reprocess's feature topics are `<P><set>.<resolution>` and its
+    /// dead-letter topics `<P>dlq.<source>` (it must differ from
+    /// sinks.kafka.topic_prefix).
+    #[arg(long, value_name = "P", requires = "from")]
+    pub topic_prefix: Option<String>,
+    /// With --from: the staged run's id (default: the time and a hash of the topics).
+    #[arg(long, value_name = "ID", requires = "from")]
+    pub run_id: Option<String>,
     /// Cluster flags.
     #[command(flatten)]
     pub timely: TimelyArgs,

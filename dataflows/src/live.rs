@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,11 @@ use connectors::kafka::{
     DeadLetterSink, DoneRule, KafkaFeatureSink, KafkaSource, KafkaSourceConfig, LiveProgress,
     SharedProducer, SourceProbes,
 };
+use connectors::manifest::{Manifest, RunInfo};
 use connectors::metrics::Metrics;
-use connectors::parquet::{FeatureRow, LakeMode, LakeSpec, ParquetSink, Partitioning};
+use connectors::parquet::{
+    FeatureRow, LakeMode, LakeSpec, ParquetSink, PartitionWritten, Partitioning,
+};
 use connectors::store::Location;
 use connectors::sync::ErrorSlot;
 use operators::checkpoint::{Snapshot, SnapshotSink};
@@ -24,8 +28,9 @@ use timely::dataflow::StreamVec;
 use timely::worker::Worker;
 
 mod build;
+mod replay;
 
-pub use build::{check_topics, embedded_topics, LiveBuildError, LiveSpec};
+pub use build::{check_topics, embedded_topics, LiveBuildError, LiveSpec, ReplaySpec};
 
 use crate::graph::{attach_charts, features, FeatureConfig, SetSinks};
 use crate::progress::{MetricsPush, ProcessLeader, Reporter, WorkerStats};
@@ -59,6 +64,12 @@ pub struct LiveJob {
     pub progress_interval: Duration,
     /// The process's metrics, when served.
     pub metrics: Option<Arc<Metrics>>,
+    /// A reprocess of a time range (`run --from`): its run facts. The sources then end
+    /// past the range, the lake (the run's staging root) is written as a backfill's,
+    /// one file per partition, and worker 0 writes the run manifest last.
+    pub replay: Option<RunInfo>,
+    /// Dead-letter topics are `<dead_letter_prefix>dlq.<source>`.
+    pub dead_letter_prefix: String,
 }
 
 impl LiveJob {
@@ -85,6 +96,8 @@ pub struct LiveShared {
     pub producer: ProcessProducer,
     /// The process's first worker reports the process's counters.
     pub leader: ProcessLeader,
+    /// A reprocess's manifest, once worker 0 wrote it.
+    pub manifest: Arc<std::sync::Mutex<Option<Manifest>>>,
 }
 
 /// The Kafka producer of a process's sinks, made by the first worker that asks for it:
@@ -138,13 +151,14 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
         }
     };
     let stopped: Vec<Rc<Cell<bool>>> = job.sources.iter().map(|_| Rc::default()).collect();
-    let watermark = worker.dataflow::<i64, _, _>(|scope| {
+    let (watermark, finished) = worker.dataflow::<i64, _, _>(|scope| {
         let probes = SourceProbes {
             durable: ProbeHandle::new(),
             watermark: ProbeHandle::new(),
         };
         let mut batches = None;
         let mut durable_streams: Vec<StreamVec<'_, i64, ()>> = Vec::new();
+        let mut all_rejects = Vec::new();
         for (i, source) in job.sources.iter().enumerate() {
             let (b, r) = scope.kafka_source(
                 source.clone(),
@@ -158,9 +172,10 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
                 Some(prev) => b.concat(prev),
             });
             let counted = r.inspect(count_rejects(&stats, i));
+            all_rejects.push(counted.clone());
             durable_streams.push(counted.dead_letter_sink(
                 producer.clone(),
-                &format!("dlq.{}", source.name),
+                &format!("{}dlq.{}", job.dead_letter_prefix, source.name),
                 errors.clone(),
             ));
         }
@@ -171,13 +186,17 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             Vec::<operators::Reject>::new(),
             scope,
         );
-        let snapshots = snapshot_sink(&job.checkpoints, &errors, job.metrics.clone());
+        // A reprocess is not checkpointed: it is rerun whole.
+        let snapshots = job
+            .replay
+            .is_none()
+            .then(|| snapshot_sink(&job.checkpoints, &errors, job.metrics.clone()));
         let out = features(
-            batches,
+            batches.clone(),
             no_rejects,
             &job.features,
             bars_stats,
-            Some(snapshots),
+            snapshots,
         );
         if let Some(spec) = job.charts.clone() {
             // Charts are derived output: Kafka offsets do not wait for them. Rows of
@@ -205,9 +224,10 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             stats: &stats,
             latency: shared.progress.latency.clone(),
             durable: durable_streams,
+            written: Vec::new(),
         };
         let graph_rejects = out.attach_sinks(&mut sinks);
-        let mut durable_streams = sinks.durable;
+        let (mut durable_streams, written) = (sinks.durable, sinks.written);
         // Rejects found by the graph (duplicates) go to the dead-letter topic of the
         // source they came from.
         let topics: Vec<String> = job.sources.iter().map(|s| s.topic.clone()).collect();
@@ -217,19 +237,35 @@ pub fn run_worker(worker: &mut Worker, job: &LiveJob, shared: &LiveShared) {
             (i as u64, r)
         });
         for (i, stream) in routed.into_iter().enumerate() {
-            let topic = format!("dlq.{}", job.sources[i].name);
+            let topic = format!("{}dlq.{}", job.dead_letter_prefix, job.sources[i].name);
             let stream = stream.inspect(count_rejects(&stats, i));
+            all_rejects.push(stream.clone());
             durable_streams.push(stream.dead_letter_sink(producer.clone(), &topic, errors.clone()));
         }
-        for s in durable_streams {
-            s.probe_with(&probes.durable);
-        }
-        probes.watermark
+        let durable: Vec<_> = durable_streams
+            .into_iter()
+            .map(|s| s.probe_with(&probes.durable))
+            .collect();
+        let finished = job.replay.is_some().then(|| {
+            let outputs = replay::ReplayOutputs {
+                batches,
+                rejects: all_rejects,
+                written,
+                durable,
+            };
+            replay::write_manifest(outputs, job, shared)
+        });
+        (probes.watermark, finished)
     });
     loop {
         worker.step_or_park(Some(Duration::from_millis(100)));
         reporter.tick(&watermark, None, false);
-        if errors.is_set() || stopped.iter().all(|s| s.get()) {
+        // A reprocess ends when its manifest is durable; a stop signal abandons it.
+        let done = match &finished {
+            Some(p) => p.done() || shared.progress.stop.load(Ordering::Relaxed),
+            None => stopped.iter().all(|s| s.get()),
+        };
+        if errors.is_set() || done {
             break;
         }
     }
@@ -287,6 +323,8 @@ struct LiveSinks<'a, 's> {
     stats: &'a Rc<std::cell::RefCell<WorkerStats>>,
     latency: Arc<connectors::metrics::WatermarkLatency>,
     durable: Vec<StreamVec<'s, i64, ()>>,
+    /// The lake files written (a reprocess's manifest lists them).
+    written: Vec<StreamVec<'s, i64, PartitionWritten>>,
 }
 
 impl<'s> SetSinks<'s> for LiveSinks<'_, 's> {
@@ -315,7 +353,11 @@ impl<'s> SetSinks<'s> for LiveSinks<'_, 's> {
                     output: self.job.output.clone(),
                     partitioning: self.job.partitioning,
                     lateness_ms: self.job.lateness_ms,
-                    mode: LakeMode::Live,
+                    mode: if self.job.replay.is_some() {
+                        LakeMode::Backfill
+                    } else {
+                        LakeMode::Live
+                    },
                     delay: self.latency.clone(),
                 },
                 self.errors.clone(),
@@ -326,6 +368,9 @@ impl<'s> SetSinks<'s> for LiveSinks<'_, 's> {
                     .rows("parquet", R::SET, p.resolution_ms, p.rows)
             });
         self.durable.push(kafka);
+        if self.job.replay.is_some() {
+            self.written.push(parquet.clone());
+        }
         self.durable
             .push(timely::dataflow::operators::vec::Map::map(parquet, |_| ()));
     }

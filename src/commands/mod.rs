@@ -6,6 +6,7 @@ mod consume;
 mod gc;
 mod produce;
 mod promote;
+mod reprocess;
 mod run;
 mod runs;
 mod signals;

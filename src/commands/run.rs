@@ -46,7 +46,7 @@ fn demo_sources(configured: &[SourceConfig], embedded: bool) -> Vec<SourceConfig
     sources
 }
 
-/// Runs the live job until SIGINT/SIGTERM.
+/// Runs the live job until SIGINT/SIGTERM (a reprocess until its range is written).
 pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
     let spec = args.timely.spec();
     spec.validate().map_err(cluster_error)?;
@@ -65,7 +65,14 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
     }
     let sources = demo_sources(&c.sources, embedded);
     check_topics(&sources).map_err(|e| UsageError(e.to_string()))?;
-    let output = super::lake_output(&config.config, args.output.as_deref())?;
+    let lake = super::lake_output(&config.config, args.output.as_deref())?;
+    let reprocess = super::reprocess::plan(&args, &config, &sources, &lake)?;
+    let output = reprocess.as_ref().map_or(lake, |r| r.target.output.clone());
+    let topic_prefix = reprocess
+        .as_ref()
+        .map_or(c.sinks.kafka.topic_prefix.as_str(), |r| {
+            r.spec.topic_prefix.as_str()
+        });
     let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
     let served = super::serve_metrics(c, JobKind::Live, spec.process, &names)?;
     let progress = Arc::new(LiveProgress::new());
@@ -82,7 +89,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         let refs: Vec<(&str, i32)> = topics.iter().map(|(t, p)| (t.as_str(), *p)).collect();
         let broker = EmbeddedBroker::start(&refs)?;
         if let Some(layout) = c.sinks.kafka.layout() {
-            for name in feature_topics(&config) {
+            for name in feature_topics(&config, topic_prefix) {
                 broker.create_topic(&name, layout.partitions)?;
             }
         }
@@ -142,6 +149,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         partitioning: c.sinks.parquet.partitioning,
         charts: &c.sinks.charts,
         workers: spec.workers(),
+        replay: reprocess.as_ref().map(|r| r.spec.clone()),
     })
     .map_err(|e| -> anyhow::Error {
         if e.is_usage() {
@@ -155,7 +163,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
     // writes to one that the broker would auto-create with its defaults (the embedded
     // broker made them at start).
     if let (0, Some(layout), false) = (spec.process, c.sinks.kafka.layout(), embedded) {
-        let names = feature_topics(&config);
+        let names = feature_topics(&config, topic_prefix);
         let created = ensure_topics(&settings, &names, layout)?;
         tracing::info!(
             topics = names.len(),
@@ -173,6 +181,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         process = spec.process,
         output = %output.child_url(""),
         restored_cut = ?job.restored_cut,
+        reprocess = ?reprocess.as_ref().map(|r| &r.target.run_id),
         "live job starting"
     );
     let shared = LiveShared {
@@ -180,6 +189,7 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         progress,
         producer: Default::default(),
         leader: Default::default(),
+        manifest: Default::default(),
     };
     let (job2, shared2) = (job.clone(), shared.clone());
     let guards = cluster::execute(&spec, job.hash(), move |worker| {
@@ -193,7 +203,18 @@ pub fn run(args: RunArgs, config: Validated) -> anyhow::Result<()> {
         }
     }
     watchdog::disarm();
-    if let Some(error) = shared.errors.get().or(failure) {
+    let failure = shared.errors.get().or(failure);
+    if let Some(r) = &reprocess {
+        let manifest = shared.manifest.lock().unwrap_or_else(|p| p.into_inner());
+        super::reprocess::finish(r, manifest.as_ref(), failure.as_deref(), spec.process);
+        if failure.is_none() && manifest.is_none() && spec.process == 0 {
+            anyhow::bail!(
+                "reprocess {} stopped before its end: its staged run is incomplete",
+                r.target.run_id
+            );
+        }
+    }
+    if let Some(error) = failure {
         anyhow::bail!("live job failed: {error}");
     }
     log_summary(&shared.progress);
@@ -225,17 +246,19 @@ fn log_summary(progress: &LiveProgress) {
     );
 }
 
-/// Every feature topic the job writes: each enabled set at each resolution.
-fn feature_topics(config: &Validated) -> Vec<String> {
-    let c = &config.config;
-    c.features
+/// Every feature topic the job writes: each enabled set at each resolution, named with
+/// `prefix`.
+fn feature_topics(config: &Validated, prefix: &str) -> Vec<String> {
+    config
+        .config
+        .features
         .enabled_sets()
         .iter()
         .flat_map(|set| {
             config
                 .resolutions
                 .iter()
-                .map(move |r| feature_topic(&c.sinks.kafka.topic_prefix, set, r.label()))
+                .map(move |r| feature_topic(prefix, set, r.label()))
         })
         .collect()
 }

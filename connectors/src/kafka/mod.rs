@@ -1,6 +1,7 @@
 //! The Kafka connector: client settings, topic metadata, the live trade source with
-//! event-time watermarks, the feature-topic and dead-letter sinks, JSON encoding of
-//! feature rows, loading files into a topic, and the embedded in-process broker.
+//! event-time watermarks (and its bounded re-read of a time range), the feature-topic
+//! and dead-letter sinks, JSON encoding of feature rows, loading files into a topic,
+//! and the embedded in-process broker.
 
 pub mod config;
 mod embedded;
@@ -9,6 +10,7 @@ mod lag;
 
 mod load;
 mod offsets;
+mod replay;
 mod sink;
 mod source;
 mod topics;
@@ -31,6 +33,7 @@ pub use load::{
 pub use offsets::DoneRule;
 /// The Kafka client library, for commands that read topics directly.
 pub use rdkafka;
+pub use replay::{check_answer, rewind, Answer, Replay};
 pub use sink::{DeadLetterSink, DeliveryErrors, KafkaFeatureSink, SharedProducer};
 pub use source::{
     KafkaSource, KafkaSourceConfig, LiveProgress, PartitionLag, SourceCheckpoints, SourceProbes,

@@ -11,10 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use operators::{Reject, RejectReason, SymbolBatch};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -24,9 +23,8 @@ use timely::dataflow::{Scope, StreamVec};
 use crate::checkpoint::CheckpointStore;
 use crate::decode::{decode_json, decode_keyed_book, seq, Chunk, Kind, Record};
 use crate::kafka::lag::LagWatcher;
-use crate::kafka::offsets::DoneRule;
-use crate::kafka::{group_id, CommitTracker, KafkaSettings, Watermarks};
-use crate::parquet::HOUR_MS as HOUR;
+use crate::kafka::offsets::{checkpoint, open_partitions, DoneRule};
+use crate::kafka::{CommitTracker, KafkaSettings, Replay, Watermarks};
 use crate::sync::ErrorSlot;
 
 /// Settings of a Kafka trade/candle source.
@@ -54,6 +52,10 @@ pub struct KafkaSourceConfig {
     pub checkpoints: SourceCheckpoints,
     /// Messages taken from one partition per activation.
     pub max_poll: usize,
+    /// A bounded re-read of a time range (`run --from`): the partitions start at its
+    /// offsets, only records of the range are kept, nothing is committed, and the
+    /// source ends (its outputs become final) once every partition is past the range.
+    pub replay: Option<Replay>,
 }
 
 /// A source's side of checkpoints.
@@ -153,13 +155,17 @@ pub trait KafkaSource<'scope> {
 }
 
 /// Bookkeeping of one assigned partition.
-struct PartState {
-    id: i32,
-    label: String,
-    tracker: CommitTracker,
+pub(super) struct PartState {
+    /// The partition id.
+    pub(super) id: i32,
+    /// `topic/partition`.
+    pub(super) label: String,
+    /// Which offsets may be committed.
+    pub(super) tracker: CommitTracker,
     /// Records whose outputs were durable before a restart are skipped.
-    skip_below: i64,
-    next: i64,
+    pub(super) skip_below: i64,
+    /// The next offset to read.
+    pub(super) next: i64,
 }
 
 impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
@@ -231,6 +237,9 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                 config.idle_timeout,
                 started,
             );
+            if config.replay.is_some() {
+                marks = marks.holding_idle();
+            }
             let mut last_commit = started;
             // Cuts up to the restored one hold the previous run's offsets: they are
             // never recorded again (this run has not read what came before its start).
@@ -322,7 +331,24 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                         }
                     }
                 }
-                if now.duration_since(last_commit) >= COMMIT_INTERVAL || stopping {
+                if let Some(replay) = &config.replay {
+                    // A re-read commits nothing; it ends once past its range (or at
+                    // the end of the topic), and its outputs then become final. A stop
+                    // signal abandons it.
+                    let ended = replay.passed(*cap_vec[0].time(), config.done.lateness_ms)
+                        || marks.all_idle(now);
+                    if ended || stopping {
+                        tracing::info!(topic = %config.topic, worker = index, ended, watermark = *cap_vec[0].time(), "replay source finished");
+                        caps = None;
+                        if stopping {
+                            stopped.set(true);
+                        }
+                        if let Some(c) = consumer.take() {
+                            std::mem::forget(c);
+                        }
+                        return;
+                    }
+                } else if now.duration_since(last_commit) >= COMMIT_INTERVAL || stopping {
                     last_commit = now;
                     // While stopping: once the sinks are durable up to the watermark,
                     // the last commit covers everything read.
@@ -396,6 +422,12 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// False for a record outside a replay's range (it still moves the watermark, as
+    /// it did in the live job).
+    fn in_range(&self, ts: i64) -> bool {
+        self.config.replay.as_ref().is_none_or(|r| r.keeps(ts))
+    }
+
     /// Decodes one message of partition `pi` into the chunk: accepted records, rejects
     /// (malformed, invalid, or behind the watermark), or nothing for records whose
     /// outputs were durable before a restart.
@@ -423,6 +455,9 @@ impl Ctx<'_> {
                 // restored book skips what it applied): the sequence stays whole.
                 Ok((symbol, mut rec)) => {
                     self.marks.observe(pi, rec.ts_ms, self.now);
+                    if !self.in_range(rec.ts_ms) {
+                        return;
+                    }
                     part.tracker.push(offset, rec.ts_ms);
                     rec.seq = s;
                     self.chunk.push_book(&symbol, rec);
@@ -450,6 +485,10 @@ impl Ctx<'_> {
             };
             if self.config.done.done(ts, part.skip_below) {
                 self.progress.skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if !self.in_range(ts) {
+                self.marks.observe(pi, ts, self.now);
                 continue;
             }
             // Within the allowed lateness a record restates the bars it falls in.
@@ -480,140 +519,4 @@ impl Ctx<'_> {
             part.tracker.skip(offset);
         }
     }
-}
-
-type Opened = (Option<BaseConsumer>, Vec<PartState>);
-
-/// Creates this worker's consumer, finds where each partition resumes, assigns them and
-/// splits their queues with a wake-up callback.
-fn open_partitions(
-    config: &KafkaSourceConfig,
-    mine: &[i32],
-    sync: &Arc<timely::scheduling::SyncActivator>,
-) -> crate::Result<Option<Opened>> {
-    if mine.is_empty() {
-        return Ok(None);
-    }
-    let group = group_id(&config.name);
-    let mut consumer = config.settings.plain_consumer(Some(&group))?;
-    let wake = sync.clone();
-    consumer.set_nonempty_callback(move || {
-        let _ = wake.activate();
-    });
-    let mut tpl = TopicPartitionList::new();
-    for p in mine {
-        tpl.add_partition(&config.topic, *p);
-    }
-    let mut assign = TopicPartitionList::new();
-    let mut starts = Vec::new();
-    let restored = config.checkpoints.restored.as_ref();
-    // Records whose outputs all end before the restored cut are in final Parquet
-    // partitions and in the restored operator state: they are skipped.
-    let skip_below = restored.map_or(i64::MIN, |(cut, _)| {
-        cut.saturating_add(config.done.lateness_ms)
-    });
-    for p in mine {
-        let start = restored.and_then(|(_, offsets)| offsets.get(p).copied());
-        tracing::info!(group = %group, topic = %config.topic, partition = p, start = ?start, restored_cut = ?restored.map(|r| r.0), "partition assigned");
-        assign
-            .add_partition_offset(
-                &config.topic,
-                *p,
-                start.map_or(Offset::Beginning, Offset::Offset),
-            )
-            .map_err(|e| crate::ConnectorError::Kafka(e.to_string()))?;
-        starts.push((start.unwrap_or(0), skip_below));
-    }
-    consumer
-        .assign(&assign)
-        .map_err(|e| crate::ConnectorError::Kafka(format!("assigning partitions: {e}")))?;
-    let mut parts = Vec::new();
-    for (p, (start, skip_below)) in mine.iter().zip(starts) {
-        let mut tracker = CommitTracker::new(4096);
-        if start > 0 {
-            tracker.skip(start - 1);
-        }
-        parts.push(PartState {
-            id: *p,
-            label: format!("{}/{p}", config.topic),
-            tracker,
-            skip_below,
-            next: start,
-        });
-    }
-    Ok(Some((Some(consumer), parts)))
-}
-
-/// Records this source's offsets at every checkpoint cut the sinks' durable frontier
-/// has passed: per partition, the first offset of a record with an output at or after
-/// the cut (every Parquet partition before the cut is written then). The newest cut's
-/// offsets are also committed to the consumer group. Worker 0 prunes old cuts.
-fn checkpoint(
-    consumer: &BaseConsumer,
-    config: &KafkaSourceConfig,
-    parts: &mut [PartState],
-    durable: &ProbeHandle<i64>,
-    last_cut: &mut Option<i64>,
-    prunes: bool,
-) -> crate::Result<()> {
-    let frontier = durable.with_frontier(|f| f.first().copied().unwrap_or(i64::MAX));
-    if frontier == i64::MIN || frontier == i64::MAX {
-        return Ok(());
-    }
-    let cp = &config.checkpoints;
-    let (interval, lateness) = (cp.interval_ms.max(HOUR), config.done.lateness_ms);
-    let final_before = frontier.saturating_sub(lateness).div_euclid(HOUR) * HOUR;
-    let cut = final_before.div_euclid(interval) * interval;
-    let cuts: Vec<i64> = match *last_cut {
-        Some(l) if cut <= l => return Ok(()),
-        Some(l) => (1..)
-            .map(|k| l + k * interval)
-            .take_while(|c| *c <= cut)
-            .collect(),
-        // The first cut seen: this run has tracked every record since it started, so
-        // the last few cuts (whose operator states may exist) can all be recorded.
-        None => (0..cp.store.keep() as i64)
-            .rev()
-            .map(|k| cut - k * interval)
-            .collect(),
-    };
-    let started = Instant::now();
-    let written_from = cut - (cp.store.keep() as i64 - 1) * interval;
-    let mut tpl = TopicPartitionList::new();
-    for c in cuts {
-        for part in parts.iter_mut() {
-            let offset = part
-                .tracker
-                .position(|ts| config.done.done(ts, c.saturating_add(lateness)))
-                .unwrap_or(part.next);
-            if c >= written_from {
-                cp.store
-                    .write_offset(c, &config.name, &config.topic, part.id, offset)?;
-            }
-            if c == cut {
-                tpl.add_partition_offset(&config.topic, part.id, Offset::Offset(offset))
-                    .map_err(|e| crate::ConnectorError::Kafka(e.to_string()))?;
-            }
-        }
-    }
-    *last_cut = Some(cut);
-    tracing::info!(
-        cut,
-        source = %config.name,
-        partitions = parts.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "checkpoint offsets written"
-    );
-    if tpl.count() > 0 {
-        consumer
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| crate::ConnectorError::Kafka(format!("commit: {e}")))?;
-    }
-    if prunes {
-        let removed = cp.store.prune(cut)?;
-        if removed > 0 {
-            tracing::debug!(removed, cut, "old checkpoints pruned");
-        }
-    }
-    Ok(())
 }

@@ -30,6 +30,8 @@ pub struct Watermarks {
     max_ts: Vec<Option<i64>>,
     last_seen: Vec<Instant>,
     current: Option<i64>,
+    /// Whether an idle partition stops holding the watermark back.
+    release_idle: bool,
 }
 
 impl Watermarks {
@@ -41,7 +43,17 @@ impl Watermarks {
             max_ts: vec![None; partitions],
             last_seen: vec![now; partitions],
             current: None,
+            release_idle: true,
         }
+    }
+
+    /// For a bounded re-read of records already in the topic: a silent partition is one
+    /// the consumer has not fetched from yet, not one without data, so it keeps holding
+    /// the watermark back (the result then does not depend on fetch timing); silence of
+    /// every partition ([`Watermarks::all_idle`]) means the end.
+    pub fn holding_idle(mut self) -> Watermarks {
+        self.release_idle = false;
+        self
     }
 
     /// Records an event of partition `p` (index into this worker's partitions).
@@ -66,6 +78,14 @@ impl Watermarks {
         self.current
     }
 
+    /// True when every partition has been silent for the idle timeout at `now` (a
+    /// bounded re-read has then reached the end of what its partitions hold).
+    pub fn all_idle(&self, now: Instant) -> bool {
+        self.last_seen
+            .iter()
+            .all(|seen| now.duration_since(*seen) >= self.idle)
+    }
+
     /// When the next partition becomes idle, if any active partition would.
     pub fn next_idle_at(&self, now: Instant) -> Option<Instant> {
         self.last_seen
@@ -81,7 +101,7 @@ impl Watermarks {
         let mut live_min: Option<i64> = None;
         let mut any_live = false;
         for (m, seen) in self.max_ts.iter().zip(&self.last_seen) {
-            if now.duration_since(*seen) >= self.idle {
+            if self.release_idle && now.duration_since(*seen) >= self.idle {
                 continue;
             }
             any_live = true;
@@ -220,6 +240,22 @@ mod tests {
         w.observe(1, 46_000, t2);
         assert_eq!(w.advance(t2, i64::MIN), None);
         assert_eq!(w.current(), Some(79_000));
+    }
+
+    #[test]
+    fn a_replay_keeps_silent_partitions_and_ends_when_all_are_silent() {
+        let t0 = Instant::now();
+        let idle = Duration::from_secs(1);
+        let mut w = Watermarks::new(2, 1_000, idle, t0).holding_idle();
+        w.observe(0, 50_000, t0);
+        w.observe(1, 40_000, t0);
+        assert_eq!(w.advance(t0, i64::MIN), Some(39_000));
+        // Partition 1 not fetched for a while: it still holds the watermark.
+        let t1 = t0 + idle * 3;
+        w.observe(0, 90_000, t1);
+        assert_eq!(w.advance(t1, i64::MIN), None);
+        assert!(!w.all_idle(t1));
+        assert!(w.all_idle(t1 + idle));
     }
 
     #[test]

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use connectors::chart::ChartSinkConfig;
 use connectors::checkpoint::{CheckpointStore, Expected};
 use connectors::kafka::{
-    topic_partitions, DoneRule, KafkaSettings, KafkaSinkConfig, KafkaSourceConfig,
-    SourceCheckpoints, SourceConfig,
+    group_id, rewind, topic_partitions, DoneRule, KafkaSettings, KafkaSinkConfig,
+    KafkaSourceConfig, Replay, SourceCheckpoints, SourceConfig,
 };
+use connectors::manifest::RunInfo;
 use connectors::parquet::Partitioning;
 use connectors::store::Location;
 use connectors::ConnectorError;
@@ -78,6 +79,19 @@ pub struct LiveSpec<'a> {
     pub partitioning: Partitioning,
     /// Workers of the whole cluster.
     pub workers: usize,
+    /// A reprocess of a time range instead of the live job.
+    pub replay: Option<ReplaySpec>,
+}
+
+/// A reprocess of a time range from Kafka (`run --from TIME [--to TIME]`): the sources
+/// are rewound to the range's start, no checkpoint is read or written, no offset is
+/// committed, and the outputs go to side topics and a staged run.
+#[derive(Clone, Debug)]
+pub struct ReplaySpec {
+    /// The run's facts; `from_ms` is required, `to_ms` optional (to the topics' end).
+    pub info: RunInfo,
+    /// Feature and dead-letter topics of the run start with this.
+    pub topic_prefix: String,
 }
 
 /// Checks that every source names a topic (before any broker is started).
@@ -139,16 +153,20 @@ impl LiveJob {
                 .flat_map(|(s, ps)| ps.iter().map(|p| (s.name.clone(), *p)))
                 .collect(),
         };
-        let loaded = store
-            .latest(&expected)
-            .map_err(LiveBuildError::Checkpoint)?;
+        let loaded = match spec.replay {
+            Some(_) => None,
+            None => store
+                .latest(&expected)
+                .map_err(LiveBuildError::Checkpoint)?,
+        };
         let restored_cut = loaded.as_ref().map(|l| l.restore.cut);
         let interval_ms = spec.checkpoint.interval.as_ms();
-        features.checkpoint = Some(CheckpointPlan {
+        features.checkpoint = spec.replay.is_none().then(|| CheckpointPlan {
             interval_ms,
             keep,
             restore: loaded.as_ref().map(|l| Arc::new(l.restore.clone())),
         });
+        let max_ooo_ms = spec.time.max_out_of_orderness.as_ms();
         let mut sources = Vec::new();
         for (s, partitions) in spec.sources.iter().zip(partitions) {
             let offsets = loaded.as_ref().map(|l| {
@@ -160,6 +178,16 @@ impl LiveJob {
                     .collect();
                 (l.restore.cut, mine)
             });
+            let replay = match &spec.replay {
+                Some(r) => Some(replay_of(
+                    &spec.settings,
+                    s,
+                    &partitions,
+                    r,
+                    max_ooo_ms + lateness_ms,
+                )?),
+                None => None,
+            };
             sources.push(KafkaSourceConfig {
                 settings: spec.settings.clone(),
                 name: s.name.clone(),
@@ -167,7 +195,7 @@ impl LiveJob {
                 partitions,
                 kind: s.kind,
                 symbol_prefix: s.symbol_prefix.clone(),
-                max_out_of_orderness_ms: spec.time.max_out_of_orderness.as_ms(),
+                max_out_of_orderness_ms: max_ooo_ms,
                 idle_timeout: std::time::Duration::from_millis(
                     spec.time.idle_timeout.as_ms().max(1) as u64,
                 ),
@@ -178,6 +206,7 @@ impl LiveJob {
                     restored: offsets,
                 },
                 max_poll: MAX_POLL,
+                replay,
             });
         }
         let charts = spec.charts.build(
@@ -192,7 +221,15 @@ impl LiveJob {
             charts,
             output: spec.output,
             partitioning: spec.partitioning,
-            topic_prefix: spec.sink.topic_prefix.clone(),
+            topic_prefix: spec.replay.as_ref().map_or_else(
+                || spec.sink.topic_prefix.clone(),
+                |r| r.topic_prefix.clone(),
+            ),
+            dead_letter_prefix: spec
+                .replay
+                .as_ref()
+                .map_or_else(String::new, |r| r.topic_prefix.clone()),
+            replay: spec.replay.as_ref().map(|r| r.info.clone()),
             lateness_ms,
             restored_cut,
             restored_frontier: restored_cut.map(|cut| cut.saturating_add(lateness_ms)),
@@ -207,16 +244,44 @@ impl LiveJob {
     pub fn hash(&self) -> u64 {
         operators::route::stable_hash(
             format!(
-                "run\n{:?}\n{:?}",
+                "run\n{:?}\n{:?}\n{:?}",
                 self.sources
                     .iter()
                     .map(|s| (&s.topic, &s.partitions))
                     .collect::<Vec<_>>(),
-                self.features
+                self.features,
+                self.replay
+                    .as_ref()
+                    .map(|r| (&r.run_id, r.from_ms, r.to_ms))
             )
             .as_bytes(),
         )
     }
+}
+
+/// Where source `s` re-reads from for a reprocess: each partition's first record
+/// stamped at or after the range's start minus `margin_ms` (records stamped by their
+/// producer up to that much before their event time are still read).
+fn replay_of(
+    settings: &KafkaSettings,
+    s: &SourceConfig,
+    partitions: &[i32],
+    r: &ReplaySpec,
+    margin_ms: i64,
+) -> Result<Replay, LiveBuildError> {
+    let from_ms = r.info.from_ms.unwrap_or(i64::MIN);
+    let starts = rewind(
+        settings,
+        &s.topic,
+        partitions,
+        from_ms.saturating_sub(margin_ms).max(0),
+    )?;
+    Ok(Replay {
+        from_ms,
+        to_ms: r.info.to_ms,
+        starts,
+        group: format!("{}.replay.{}", group_id(&s.name), r.info.run_id),
+    })
 }
 
 #[cfg(test)]
