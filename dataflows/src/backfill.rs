@@ -102,6 +102,7 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
             to_ms: job.to_ms,
             chunk_rows: job.chunk_rows,
             slack_pieces: if job.features.needs_grid() { 2 } else { 0 },
+            pairwise: job.features.comoments.correlation,
             scratch: job.scratch.clone(),
         };
         // Back-pressure: the sources read only a few chunks past what the bars finished.
@@ -143,7 +144,12 @@ pub fn run_worker(worker: &mut Worker, job: &BackfillJob, shared: &BackfillShare
         let rejects = out
             .attach_sinks(&mut sinks)
             .inspect(move |r| counted.borrow_mut().reject(0, r.reason));
-        let written = sinks.written.expect("the bars sink is always attached");
+        // Back-pressure from the lake: the sources also wait for the Parquet sinks, so
+        // rows routed to the worker that writes their file do not queue without bound.
+        let written = sinks
+            .written
+            .expect("the bars sink is always attached")
+            .probe_with(&consumed);
         // The journal records each file as it becomes visible; a resumed run's durable
         // files enter the manifest from worker 0 as if written again.
         let prior = if index == 0 {

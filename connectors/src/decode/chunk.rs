@@ -169,6 +169,11 @@ impl Chunk {
         }
     }
 
+    /// Distinct symbols seen by this chunk builder so far (counted up to 4096).
+    pub fn symbols(&self) -> usize {
+        self.sizes.len()
+    }
+
     /// Takes the per-symbol (and per-shard) batches that hold records, leaving the
     /// chunk empty of records.
     pub fn take_batches(&mut self) -> Vec<SymbolBatch> {

@@ -4,4 +4,7 @@ mod plan;
 mod source;
 
 pub use plan::{plan_units, Unit};
-pub use source::{ahead_budget, FileSource, FileSourceConfig, SourceProgress, MAX_AHEAD_CHUNKS};
+pub use source::{
+    ahead_budget, width_budget, FileSource, FileSourceConfig, SourceProgress, MAX_AHEAD_CHUNKS,
+    NARROW_SYMBOLS,
+};

@@ -84,6 +84,12 @@ impl<R: FeatureRow> OpenFile<R> {
         self.pending.entry(row.window_end()).or_default().push(row);
     }
 
+    /// Rows added and not yet written to the file.
+    #[cfg(test)]
+    pub fn held_rows(&self) -> usize {
+        self.pending.values().map(Vec::len).sum::<usize>() + self.ready.len()
+    }
+
     fn dir(&self) -> String {
         let k = &self.key;
         k.span.dir(R::SET.name(), k.resolution_ms, k.partition)
@@ -100,7 +106,12 @@ impl<R: FeatureRow> OpenFile<R> {
             .into_values()
             .flatten()
             .collect();
-        if done.is_empty() && self.ready.len() < ROW_GROUP {
+        let group = self
+            .ready
+            .first()
+            .or(done.first())
+            .map_or(ROW_GROUP, FeatureRow::row_group_rows);
+        if done.is_empty() && self.ready.len() < group {
             return Ok(());
         }
         // The rows in file order, by reference: the rows left from before (earlier in
@@ -122,8 +133,8 @@ impl<R: FeatureRow> OpenFile<R> {
             }
         }
         // Full row groups are written from the references; the rest waits, copied.
-        let full = refs.len() / ROW_GROUP * ROW_GROUP;
-        for group in refs[..full].chunks(ROW_GROUP) {
+        let full = refs.len() / group * group;
+        for group in refs[..full].chunks(group) {
             self.write(group, output)?;
         }
         self.ready = refs[full..].iter().map(|r| (*r).clone()).collect();
@@ -145,6 +156,10 @@ impl<R: FeatureRow> OpenFile<R> {
         writer
             .write(&R::to_batch(rows)?)
             .map_err(parquet_error(&dir))?;
+        if rows.len() < ROW_GROUP {
+            // A narrower row group than the writer's limit (wide rows): close it now.
+            writer.flush().map_err(parquet_error(&dir))?;
+        }
         self.rows += rows.len() as u64;
         self.first = self.first.min(rows[0].window_end());
         self.last = self.last.max(rows[rows.len() - 1].window_end());

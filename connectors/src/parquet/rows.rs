@@ -58,6 +58,13 @@ pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
     fn revision(&self) -> u32 {
         0
     }
+    /// Rows per row group in a file of rows like this one: [`ROW_GROUP`], or fewer for
+    /// rows so wide that a row group of that many would hold the writer's memory.
+    ///
+    /// [`ROW_GROUP`]: crate::parquet::ROW_GROUP
+    fn row_group_rows(&self) -> usize {
+        crate::parquet::ROW_GROUP
+    }
     /// The Arrow schema of the set.
     fn schema() -> SchemaRef;
     /// Rows (by reference, in file order) as one Arrow batch of `schema()`.

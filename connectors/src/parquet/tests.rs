@@ -265,3 +265,51 @@ fn a_live_job_fills_a_coarse_partition_hour_by_hour() {
         .path
         .contains("/dt=2024-08-01/hour=__HIVE_DEFAULT_PARTITION__/")));
 }
+
+/// Wide rows (a 200-symbol correlation matrix) go out in row groups of about 4 MB of
+/// values, so the writer never holds thousands of them; every row reads back.
+#[test]
+fn a_wide_matrix_is_written_in_small_row_groups() {
+    use crate::parquet::file::{FileKey, OpenFile};
+    use crate::parquet::{FeatureRow, Span};
+    use operators::comoments::CorrMatrix;
+    let dir = tempfile::tempdir().unwrap();
+    let output = Location::Local(dir.path().to_path_buf());
+    let symbols: Vec<operators::Symbol> = (0..200).map(|i| format!("S{i:03}").into()).collect();
+    let pairs = 200 * 199 / 2;
+    let key = FileKey {
+        resolution_ms: 1_000,
+        span: Span::Hour,
+        partition: AUG,
+        start: AUG,
+        end: AUG + 3_600_000,
+    };
+    let mut file = OpenFile::<CorrMatrix>::new(key);
+    let rows: Vec<CorrMatrix> = (1..=100)
+        .map(|k| CorrMatrix {
+            resolution_ms: 1_000,
+            window_end: AUG + k * 1_000,
+            symbols: symbols.clone(),
+            corr: (0..pairs).map(|p| Some((p % 97) as f64 / 97.0)).collect(),
+            n: 60,
+        })
+        .collect();
+    let group = rows[0].row_group_rows();
+    assert_eq!(group, 26);
+    for r in rows {
+        file.push(r);
+    }
+    // Rows up to 60 s are final: two full row groups are written, the rest wait.
+    file.advance(AUG + 61_000, &output).unwrap();
+    assert_eq!(file.held_rows(), 100 - 2 * group);
+    let written = file.commit(&output).unwrap().unwrap();
+    assert_eq!(written.rows, 100);
+    let path = dir.path().join(&written.path);
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap()).unwrap();
+    let meta = reader.metadata().clone();
+    let sizes: Vec<i64> = meta.row_groups().iter().map(|g| g.num_rows()).collect();
+    assert_eq!(sizes, [26, 26, 26, 22]);
+    let n: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(n, 100);
+}
