@@ -124,7 +124,7 @@ mod text;
 pub use detect::{open, plan_file, Piece, RecordReader};
 pub use fields::symbol_from_file_name;
 pub use json::{decode_json, Record};
-pub use parquet_plan::PIECE_ROWS;
+pub use parquet_plan::{scan_piece, PIECE_ROWS, SCAN_BLOCK};
 
 #[cfg(test)]
 mod tests_csv;

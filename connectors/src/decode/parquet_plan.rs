@@ -1,7 +1,8 @@
 //! Planning Parquet files: pieces of at most [`PIECE_ROWS`] rows (row ranges inside
 //! row groups), each with lower bounds on event time per block of rows from the
-//! `ts_ms` column statistics (page index when present, else row group); shared opening
-//! helpers.
+//! `ts_ms` column statistics (page index when present, else row group); finer bounds
+//! for a piece without a page index by reading its `ts_ms` column alone
+//! ([`scan_piece`]); shared opening helpers.
 
 use std::fs::File;
 use std::path::Path;
@@ -11,6 +12,7 @@ use arrow_schema::{DataType, Field, FieldRef, Schema, TimeUnit};
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
+use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::PageIndexPolicy;
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -31,6 +33,9 @@ pub(crate) fn pq_err(display: &str, e: ParquetError) -> ConnectorError {
 /// Rows per piece at most: a larger file (or row group) is split into row ranges so
 /// that one big file is spread over every worker.
 pub const PIECE_ROWS: u64 = 262_144;
+
+/// Rows per event-time bound found by [`scan_piece`] (a quarter of a source chunk).
+pub const SCAN_BLOCK: usize = 8_192;
 
 /// Opens the Parquet metadata of `path` (refusing `format = binance`), with the page
 /// index when `page_index` and the file has one.
@@ -180,6 +185,115 @@ pub(crate) fn split_group(
             }
         })
         .collect()
+}
+
+/// The piece with exact event-time lower bounds per block of [`SCAN_BLOCK`] rows,
+/// read from the `ts_ms` column of its row group alone (a few ms for a piece of
+/// [`PIECE_ROWS`] rows): for a piece whose statistics give one bound for all its rows
+/// (pyarrow writes no page index), so that what follows its first rows is not held at
+/// its first event time. `None` when the piece is not a row range of one row group or
+/// the file has no `ts_ms` column.
+pub fn scan_piece(
+    path: &Path,
+    display: &str,
+    opts: &DecodeOptions,
+    piece: &Piece,
+) -> Result<Option<Piece>> {
+    let (Some(groups), Some((a, b))) = (&piece.row_groups, piece.row_range) else {
+        return Ok(None);
+    };
+    let [group] = groups.as_slice() else {
+        return Ok(None);
+    };
+    let builder = open_builder(path, display, opts, false)?;
+    let Some(field) = field_index(builder.schema(), &["ts_ms"]) else {
+        return Ok(None);
+    };
+    let dt = builder.schema().field(field).data_type().clone();
+    let meta = builder.metadata().clone();
+    let Some(leaf) = meta
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts().len() == 1 && c.name().eq_ignore_ascii_case("ts_ms"))
+    else {
+        return Ok(None);
+    };
+    let mut row: u64 = meta.row_groups()[..*group]
+        .iter()
+        .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
+        .sum();
+    let mask = ProjectionMask::leaves(builder.parquet_schema(), [leaf]);
+    let reader = builder
+        .with_projection(mask)
+        .with_row_groups(vec![*group])
+        .with_batch_size(SCAN_BLOCK)
+        .build()
+        .map_err(|e| pq_err(display, e))?;
+    let block = SCAN_BLOCK as u64;
+    let mut mins = vec![i64::MAX; (b - a).div_ceil(block) as usize];
+    for batch in reader {
+        let batch = batch.map_err(|e| ConnectorError::format(display, e.to_string()))?;
+        let Some(col) = batch.columns().first() else {
+            break;
+        };
+        for v in column_values(col.as_ref()) {
+            if (a..b).contains(&row) {
+                if let Some(v) = v {
+                    let k = ((row - a) / block) as usize;
+                    mins[k] = mins[k].min(to_ms(v, &dt));
+                }
+            }
+            row += 1;
+        }
+        if row >= b {
+            break;
+        }
+    }
+    let mut blocks: Vec<(u64, i64)> = mins
+        .iter()
+        .enumerate()
+        .map(|(k, m)| (((k as u64 + 1) * block).min(b - a), *m))
+        .collect();
+    for k in (0..blocks.len().saturating_sub(1)).rev() {
+        blocks[k].1 = blocks[k].1.min(blocks[k + 1].1);
+    }
+    Ok(Some(Piece {
+        blocks,
+        ..piece.clone()
+    }))
+}
+
+/// The raw values of an integer or timestamp column (`None` for nulls; nothing for a
+/// column of another type).
+fn column_values(col: &dyn arrow_array::Array) -> Box<dyn Iterator<Item = Option<i64>> + '_> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{
+        Int32Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
+        TimestampNanosecondType, TimestampSecondType,
+    };
+    match col.data_type() {
+        DataType::Int64 => Box::new(col.as_primitive::<Int64Type>().iter()),
+        DataType::Int32 => Box::new(
+            col.as_primitive::<Int32Type>()
+                .iter()
+                .map(|v| v.map(i64::from)),
+        ),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            Box::new(col.as_primitive::<TimestampSecondType>().iter())
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            Box::new(col.as_primitive::<TimestampMillisecondType>().iter())
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            Box::new(col.as_primitive::<TimestampMicrosecondType>().iter())
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            Box::new(col.as_primitive::<TimestampNanosecondType>().iter())
+        }
+        _ => Box::new(std::iter::empty()),
+    }
 }
 
 /// The least value of page `k` in a column index of integers.

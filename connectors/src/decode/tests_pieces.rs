@@ -104,3 +104,67 @@ fn decode_parquet_split_group_bounds() {
         (1, None, 0)
     );
 }
+
+/// A file without a page index (pyarrow's default) gives one bound per piece; reading
+/// the piece's `ts_ms` column gives a bound per block of rows, each no later than any
+/// row from its block on, and later blocks later bounds on time-sorted rows.
+#[test]
+fn decode_a_piece_without_page_index_gets_block_bounds_from_its_ts_column() {
+    use parquet::file::properties::EnabledStatistics;
+    let n: i64 = 300_000;
+    let ts: Vec<i64> = (0..n).map(|i| T0 + i * 10 + (i * 7919) % 5000).collect();
+    let batch = RecordBatch::try_from_iter(vec![
+        ("ts_ms", Arc::new(Int64Array::from(ts.clone())) as ArrayRef),
+        ("symbol", Arc::new(StringArray::from(vec!["A"; n as usize]))),
+        ("price", Arc::new(Float64Array::from(vec![1.5; n as usize]))),
+        ("qty", Arc::new(Float64Array::from(vec![2.0; n as usize]))),
+        (
+            "is_buyer_maker",
+            Arc::new(BooleanArray::from(vec![true; n as usize])),
+        ),
+        (
+            "trade_id",
+            Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
+        ),
+    ])
+    .expect("batch");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("flat.parquet");
+    let props = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(100_000))
+        .set_statistics_enabled(EnabledStatistics::Chunk)
+        .build();
+    let file = std::fs::File::create(&path).expect("create");
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+
+    let o = opts(Kind::Trades, FormatHint::Auto, "", 0);
+    let pieces = plan_file(&path, "flat.parquet", &o).expect("plan");
+    assert_eq!(pieces.len(), 3);
+    for p in &pieces {
+        assert!(p.blocks.len() <= 1, "no page index: {:?}", p.blocks);
+        let (a, b) = p.row_range.expect("row range");
+        let fine = super::scan_piece(&path, "flat.parquet", &o, p)
+            .expect("scan")
+            .expect("a row range of one group");
+        assert_eq!(
+            fine.blocks.len(),
+            (b - a).div_ceil(super::SCAN_BLOCK as u64) as usize
+        );
+        assert_eq!(fine.blocks.last().map(|k| k.0), Some(b - a));
+        assert!(
+            fine.blocks.windows(2).all(|w| w[0].1 < w[1].1),
+            "time-sorted: rising"
+        );
+        for row in a..b {
+            let bound = fine.bound_after(row - a).expect("bound");
+            assert!(bound <= ts[row as usize], "row {row}: bound {bound}");
+        }
+        // The first block's bound is the piece's least time.
+        assert_eq!(
+            fine.blocks[0].1,
+            ts[a as usize..b as usize].iter().copied().min().unwrap()
+        );
+    }
+}

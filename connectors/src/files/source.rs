@@ -28,7 +28,9 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::{Scope, StreamVec};
 
-use crate::decode::{open, Chunk, DecodeOptions, RecordReader, PIECE_ROWS};
+use crate::decode::{
+    open, scan_piece, Chunk, DecodeOptions, Piece, RecordReader, PIECE_ROWS, SCAN_BLOCK,
+};
 use crate::files::plan::Unit;
 use crate::manifest::RunEvent;
 use crate::store::fetch_local;
@@ -109,19 +111,20 @@ pub fn ahead_budget(peers: usize, chunk_rows: usize, slack_pieces: usize) -> usi
 }
 
 /// Symbols up to which a pairwise output does not shrink the read-ahead.
-pub const NARROW_SYMBOLS: usize = 16;
+pub const NARROW_SYMBOLS: usize = 8;
 
 /// The read-ahead, in chunks, of a source whose graph writes a row per pair of
 /// symbols and window: an input row brings about `symbols / 2` output rows, so past
 /// [`NARROW_SYMBOLS`] symbols the budget shrinks in proportion (to 2 chunks at least)
 /// and the rows queued ahead of the sinks stay about the same at any width. Measured
-/// on 200 symbols at 1s, 20 minutes, -w 2: peak RSS 1.46 GB with 26 chunks ahead,
-/// 0.43 GB with 2, same wall time.
+/// with -w 2: 200 symbols at 1s, 20 minutes: peak RSS 1.46 GB with 26 chunks ahead,
+/// 0.43 GB with 2, same wall time; 100 symbols of 1m candles: 0.91 GB with 4 chunks
+/// (16 symbols as the threshold), 0.60 GB with 2 (8 symbols), 0.94x the wall time.
 ///
 /// ```
 /// use connectors::files::width_budget;
 /// assert_eq!(width_budget(26, 5), 26);
-/// assert_eq!(width_budget(26, 32), 13);
+/// assert_eq!(width_budget(26, 32), 6);
 /// assert_eq!(width_budget(26, 200), 2);
 /// ```
 pub fn width_budget(ahead: usize, symbols: usize) -> usize {
@@ -217,6 +220,8 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                 .collect();
             let mut paths: Vec<Option<PathBuf>> = vec![None; mine.len()];
             let mut bounds: Vec<Bounds> = Vec::with_capacity(mine.len());
+            // Pieces given finer bounds by reading their `ts_ms` column (wide inputs).
+            let mut refined: Vec<Option<Piece>> = vec![None; mine.len()];
             let mut after: Vec<i64> = Vec::new();
             let mut phase = Phase::Scan {
                 unit: 0,
@@ -379,11 +384,30 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                             *rows += chunk.rows;
                             chunk.rows = 0;
                             *k += 1;
+                            // A wide pairwise input whose piece has one bound (no page
+                            // index) would run every row of the piece at its first event
+                            // time: read its `ts_ms` column once for finer bounds.
+                            let u = &mine[*unit];
+                            if more
+                                && *k == 1
+                                && config.pairwise
+                                && chunk.symbols() > NARROW_SYMBOLS
+                                && matches!(bounds[*unit], Bounds::Stats)
+                                && u.piece.blocks.len() <= 1
+                                && u.piece.rows.unwrap_or(0) > SCAN_BLOCK as u64
+                            {
+                                if let Some(path) = paths[*unit].as_ref() {
+                                    refined[*unit] =
+                                        scan_piece(path, &u.url, &opts_for(u), &u.piece)?;
+                                }
+                            }
                             let next = if more {
                                 match &bounds[*unit] {
-                                    Bounds::Stats => {
-                                        mine[*unit].piece.bound_after(*rows).unwrap_or(i64::MIN)
-                                    }
+                                    Bounds::Stats => refined[*unit]
+                                        .as_ref()
+                                        .unwrap_or(&mine[*unit].piece)
+                                        .bound_after(*rows)
+                                        .unwrap_or(i64::MIN),
                                     Bounds::PerChunk(v) => v.get(*k).copied().unwrap_or(i64::MAX),
                                 }
                                 .min(after[*unit + 1])
