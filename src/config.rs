@@ -116,6 +116,17 @@ pub struct Validated {
     pub resolutions: Vec<Resolution>,
 }
 
+impl Validated {
+    /// The resolutions as labels (`1s`, `1m`, ...), ascending, as a run manifest lists
+    /// them.
+    pub fn resolution_labels(&self) -> Vec<String> {
+        self.resolutions
+            .iter()
+            .map(|r| r.label().to_string())
+            .collect()
+    }
+}
+
 /// Loads `path` (or the embedded default), applies env overrides from `env`, and validates.
 pub fn load(
     path: Option<&Path>,

@@ -52,16 +52,7 @@ fn parity(name: &str, start: impl Fn(&std::path::Path) -> Vec<Job>) {
     let prefix = format!("{tag}.feature.");
     let config = write_config(dir.path(), &brokers, &tag, &topic, &prefix);
     let sample = sample();
-    let produced = marketflow(&[
-        "--config",
-        config.to_str().unwrap(),
-        "produce",
-        "--input",
-        sample.to_str().unwrap(),
-        "--topic",
-        &topic,
-    ]);
-    assert_ok(&produced);
+    produce(&config, &sample, &topic);
     let backfill_out = dir.path().join("backfill");
     assert_ok(&marketflow(&[
         "--config",

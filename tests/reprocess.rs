@@ -91,16 +91,7 @@ fn a_reprocess_equals_the_staged_backfill_of_its_range_and_promotes() {
         &topic,
         &format!("{tag}.feature."),
     );
-    let sample = sample();
-    assert_ok(&marketflow(&[
-        "--config",
-        config.to_str().unwrap(),
-        "produce",
-        "--input",
-        sample.to_str().unwrap(),
-        "--topic",
-        &topic,
-    ]));
+    produce(&config, &sample(), &topic);
     let lake = dir.path().join("lake");
     let lake_arg = lake.to_str().unwrap();
     assert_ok(&backfill_sample(

@@ -80,11 +80,7 @@ pub fn run(args: BackfillArgs, config: Validated) -> anyhow::Result<()> {
         inputs: inputs.clone(),
         from_ms,
         to_ms,
-        resolutions: config
-            .resolutions
-            .iter()
-            .map(|r| r.label().to_string())
-            .collect(),
+        resolutions: config.resolution_labels(),
         workers,
         processes: args.timely.processes,
         // The order-book sets join the manifest when the input had book records.

@@ -86,11 +86,7 @@ pub fn plan(
         inputs,
         from_ms: Some(from_ms),
         to_ms,
-        resolutions: config
-            .resolutions
-            .iter()
-            .map(|r| r.label().to_string())
-            .collect(),
+        resolutions: config.resolution_labels(),
         workers: args.timely.spec().workers(),
         processes: args.timely.processes,
         // The order-book sets are listed when a source is of kind book (or when the

@@ -38,6 +38,19 @@ pub fn create_topic(name: &str, partitions: u32) {
     assert!(status.success(), "creating topic {name}");
 }
 
+/// `marketflow --config CONFIG produce --input FILE --topic TOPIC`, which must succeed.
+pub fn produce(config: &Path, file: &Path, topic: &str) {
+    assert_ok(&marketflow(&[
+        "--config",
+        config.to_str().unwrap(),
+        "produce",
+        "--input",
+        file.to_str().unwrap(),
+        "--topic",
+        topic,
+    ]));
+}
+
 /// A config for a live job on `brokers`, reading `topic`, writing under `dir`.
 pub fn write_config(dir: &Path, brokers: &str, source: &str, topic: &str, prefix: &str) -> PathBuf {
     write_config_with(dir, brokers, source, topic, prefix, "0s")

@@ -13,27 +13,33 @@ use super::{plan_file, unseq, FormatHint, Kind};
 
 const T0: i64 = 1_723_161_255_000;
 
+/// Trades at `ts` of `symbols`, with a constant price and size and ids 0, 1, ....
+fn trades(ts: &[i64], symbols: Vec<&str>) -> RecordBatch {
+    let n = ts.len();
+    RecordBatch::try_from_iter(vec![
+        ("ts_ms", Arc::new(Int64Array::from(ts.to_vec())) as ArrayRef),
+        ("symbol", Arc::new(StringArray::from(symbols))),
+        ("price", Arc::new(Float64Array::from(vec![1.5; n]))),
+        ("qty", Arc::new(Float64Array::from(vec![2.0; n]))),
+        (
+            "is_buyer_maker",
+            Arc::new(BooleanArray::from(vec![true; n])),
+        ),
+        (
+            "trade_id",
+            Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())),
+        ),
+    ])
+    .expect("batch")
+}
+
 #[test]
 fn decode_parquet_pieces_cover_every_row_once_with_sound_bounds() {
     let n: i64 = 600_000;
     // Out of order inside a small jitter, with a slow upward trend.
     let ts: Vec<i64> = (0..n).map(|i| T0 + i * 10 + (i * 7919) % 5000).collect();
     let symbols: Vec<&str> = (0..n).map(|i| ["A", "B", "C"][(i % 3) as usize]).collect();
-    let batch = RecordBatch::try_from_iter(vec![
-        ("ts_ms", Arc::new(Int64Array::from(ts.clone())) as ArrayRef),
-        ("symbol", Arc::new(StringArray::from(symbols))),
-        ("price", Arc::new(Float64Array::from(vec![1.5; n as usize]))),
-        ("qty", Arc::new(Float64Array::from(vec![2.0; n as usize]))),
-        (
-            "is_buyer_maker",
-            Arc::new(BooleanArray::from(vec![true; n as usize])),
-        ),
-        (
-            "trade_id",
-            Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
-        ),
-    ])
-    .expect("batch");
+    let batch = trades(&ts, symbols);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("big.parquet");
     let props = WriterProperties::builder()
@@ -113,21 +119,7 @@ fn decode_a_piece_without_page_index_gets_block_bounds_from_its_ts_column() {
     use parquet::file::properties::EnabledStatistics;
     let n: i64 = 300_000;
     let ts: Vec<i64> = (0..n).map(|i| T0 + i * 10 + (i * 7919) % 5000).collect();
-    let batch = RecordBatch::try_from_iter(vec![
-        ("ts_ms", Arc::new(Int64Array::from(ts.clone())) as ArrayRef),
-        ("symbol", Arc::new(StringArray::from(vec!["A"; n as usize]))),
-        ("price", Arc::new(Float64Array::from(vec![1.5; n as usize]))),
-        ("qty", Arc::new(Float64Array::from(vec![2.0; n as usize]))),
-        (
-            "is_buyer_maker",
-            Arc::new(BooleanArray::from(vec![true; n as usize])),
-        ),
-        (
-            "trade_id",
-            Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())),
-        ),
-    ])
-    .expect("batch");
+    let batch = trades(&ts, vec!["A"; n as usize]);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("flat.parquet");
     let props = WriterProperties::builder()
