@@ -9,21 +9,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-fn python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(root.join("scripts/pyenv.sh"))
-        .arg("--check")
-        .output()
-        .expect("run scripts/pyenv.sh");
-    assert_ok(&out);
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 fn stage(lake: &Path, id: &str, extra: &[&str]) -> Output {
     let mut args = vec!["--stage", "--run-id", id];

@@ -14,6 +14,17 @@ use std::process::{Command, Output, Stdio};
 use common::*;
 
 /// The per-set checksums and row counts of a run's manifest.
+/// The per-set sums of an uninterrupted run `u` of the sample under `dir/full`.
+fn uninterrupted(dir: &Path) -> Vec<(String, String, u64)> {
+    let full = dir.join("full");
+    assert_ok(&backfill_sample(
+        &sample_config(),
+        &full,
+        &["--run-id", "u"],
+    ));
+    sums(&full.join("_runs/u.json"))
+}
+
 fn sums(manifest: &Path) -> Vec<(String, String, u64)> {
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
     assert_eq!(m["status"], "succeeded", "{m}");
@@ -56,13 +67,7 @@ fn durable(out: &Output) -> usize {
 #[test]
 fn a_killed_backfill_resumes_to_the_same_checksums_on_one_process() {
     let dir = tempfile::tempdir().unwrap();
-    let full = dir.path().join("full");
-    assert_ok(&backfill_sample(
-        &sample_config(),
-        &full,
-        &["--run-id", "u"],
-    ));
-    let want = sums(&full.join("_runs/u.json"));
+    let want = uninterrupted(dir.path());
     let mut skipped = 0;
     // Halfway through the 1st and the 14th partition file, and right after the 2nd
     // batch of the journal (so some partitions are durable, whatever the timing).
@@ -126,13 +131,7 @@ fn a_killed_backfill_resumes_to_the_same_checksums_on_one_process() {
 #[test]
 fn a_killed_two_process_backfill_resumes_to_the_same_checksums() {
     let dir = tempfile::tempdir().unwrap();
-    let full = dir.path().join("full");
-    assert_ok(&backfill_sample(
-        &sample_config(),
-        &full,
-        &["--run-id", "u"],
-    ));
-    let want = sums(&full.join("_runs/u.json"));
+    let want = uninterrupted(dir.path());
     let out = dir.path().join("lake");
     let cluster = |extra: &[&str], failpoint: Option<&str>| -> Vec<Output> {
         let ports = free_ports(2);
