@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType, Field, FieldRef, Schema, TimeUnit};
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
 };
 use parquet::arrow::ProjectionMask;
 use parquet::errors::ParquetError;
@@ -104,12 +105,7 @@ pub(crate) fn plan(path: &Path, display: &str, opts: &DecodeOptions) -> Result<V
     let meta = builder.metadata();
     let ts_type = field_index(builder.schema(), &["ts_ms"])
         .map(|i| builder.schema().field(i).data_type().clone());
-    let leaf = meta
-        .file_metadata()
-        .schema_descr()
-        .columns()
-        .iter()
-        .position(|c| c.path().parts().len() == 1 && c.name().eq_ignore_ascii_case("ts_ms"));
+    let leaf = ts_leaf(meta);
     let mut pieces = Vec::new();
     let mut first = 0u64;
     for (i, rg) in meta.row_groups().iter().enumerate() {
@@ -172,10 +168,7 @@ pub(crate) fn split_group(
                     blocks.push((b - a, m));
                 }
             }
-            // Suffix minima: the bound of a block covers every later block too.
-            for k in (0..blocks.len().saturating_sub(1)).rev() {
-                blocks[k].1 = blocks[k].1.min(blocks[k + 1].1);
-            }
+            suffix_minima(&mut blocks);
             Piece {
                 row_groups: Some(vec![group]),
                 row_range: Some((first + a, first + b)),
@@ -206,49 +199,43 @@ pub fn scan_piece(
         return Ok(None);
     };
     let builder = open_builder(path, display, opts, false)?;
-    let Some(field) = field_index(builder.schema(), &["ts_ms"]) else {
+    let (Some(field), Some(leaf)) = (
+        field_index(builder.schema(), &["ts_ms"]),
+        ts_leaf(builder.metadata()),
+    ) else {
         return Ok(None);
     };
     let dt = builder.schema().field(field).data_type().clone();
-    let meta = builder.metadata().clone();
-    let Some(leaf) = meta
-        .file_metadata()
-        .schema_descr()
-        .columns()
-        .iter()
-        .position(|c| c.path().parts().len() == 1 && c.name().eq_ignore_ascii_case("ts_ms"))
-    else {
-        return Ok(None);
-    };
-    let mut row: u64 = meta.row_groups()[..*group]
+    let first: u64 = builder.metadata().row_groups()[..*group]
         .iter()
         .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
         .sum();
     let mask = ProjectionMask::leaves(builder.parquet_schema(), [leaf]);
+    let rows = RowSelection::from(vec![
+        RowSelector::skip((a - first) as usize),
+        RowSelector::select((b - a) as usize),
+    ]);
     let reader = builder
         .with_projection(mask)
         .with_row_groups(vec![*group])
+        .with_row_selection(rows)
         .with_batch_size(SCAN_BLOCK)
         .build()
         .map_err(|e| pq_err(display, e))?;
     let block = SCAN_BLOCK as u64;
     let mut mins = vec![i64::MAX; (b - a).div_ceil(block) as usize];
+    let mut row = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| ConnectorError::format(display, e.to_string()))?;
-        let Some(col) = batch.columns().first() else {
-            break;
-        };
-        for v in column_values(col.as_ref()) {
-            if (a..b).contains(&row) {
-                if let Some(v) = v {
-                    let k = ((row - a) / block) as usize;
-                    mins[k] = mins[k].min(to_ms(v, &dt));
-                }
+        for v in batch
+            .columns()
+            .iter()
+            .flat_map(|c| column_values(c.as_ref()))
+        {
+            if let (Some(v), Some(m)) = (v, mins.get_mut((row / block) as usize)) {
+                *m = (*m).min(to_ms(v, &dt));
             }
             row += 1;
-        }
-        if row >= b {
-            break;
         }
     }
     let mut blocks: Vec<(u64, i64)> = mins
@@ -256,13 +243,27 @@ pub fn scan_piece(
         .enumerate()
         .map(|(k, m)| (((k as u64 + 1) * block).min(b - a), *m))
         .collect();
-    for k in (0..blocks.len().saturating_sub(1)).rev() {
-        blocks[k].1 = blocks[k].1.min(blocks[k + 1].1);
-    }
+    suffix_minima(&mut blocks);
     Ok(Some(Piece {
         blocks,
         ..piece.clone()
     }))
+}
+
+/// The leaf column of the top-level `ts_ms` field, if any.
+fn ts_leaf(meta: &parquet::file::metadata::ParquetMetaData) -> Option<usize> {
+    meta.file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().parts().len() == 1 && c.name().eq_ignore_ascii_case("ts_ms"))
+}
+
+/// Makes each block's bound cover every later block too (suffix minima).
+fn suffix_minima(blocks: &mut [(u64, i64)]) {
+    for k in (0..blocks.len().saturating_sub(1)).rev() {
+        blocks[k].1 = blocks[k].1.min(blocks[k + 1].1);
+    }
 }
 
 /// The raw values of an integer or timestamp column (`None` for nulls; nothing for a

@@ -180,10 +180,11 @@ impl<'scope> JournalParts<'scope> for StreamVec<'scope, i64, PartitionWritten> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn part(path: &str, bytes: &[u8]) -> PartitionWritten {
+    /// A one-row `bars` file of `bytes` at `path`.
+    pub(crate) fn part(path: &str, bytes: &[u8]) -> PartitionWritten {
         PartitionWritten {
             set: "bars".into(),
             path: path.into(),

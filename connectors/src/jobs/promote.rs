@@ -256,9 +256,9 @@ pub fn promote(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::journal::tests::part;
     use crate::jobs::staging_root;
     use crate::manifest::{Manifest, RunEvent, RunInfo};
-    use crate::parquet::PartitionWritten;
 
     const HOUR: &str = "bars/resolution=1s/dt=2024-08-08/hour=23";
     const DAY: &str = "bars/resolution=1m/dt=2024-08-08/hour=__HIVE_DEFAULT_PARTITION__";
@@ -268,16 +268,7 @@ mod tests {
         let mut events = Vec::new();
         for (path, bytes) in files {
             root.put(path, bytes.to_vec()).unwrap();
-            events.push(RunEvent::Partition(PartitionWritten {
-                set: "bars".into(),
-                path: path.to_string(),
-                rows: 1,
-                bytes: bytes.len() as u64,
-                sha256: sha256_hex(bytes),
-                min_window_end: 0,
-                max_window_end: 0,
-                resolution_ms: 0,
-            }));
+            events.push(RunEvent::Partition(part(path, bytes)));
         }
         let info = RunInfo {
             run_id: id.into(),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -150,7 +150,7 @@ pub fn rewind(
             .fetch_watermarks(topic, p, METADATA_TIMEOUT)
             .map_err(|e| cannot(Some(p), format!("reading its offsets: {e}")))?;
         let start = check_answer(at_ms, answer, bounds, |o| {
-            timestamp_at(settings, topic, p, o)
+            timestamp_at(&consumer, topic, p, o)
         })
         .map_err(|why| cannot(Some(p), why))?;
         tracing::info!(topic, partition = p, at_ms, answer = ?answer, start, low = bounds.0, high = bounds.1, "partition rewound");
@@ -159,15 +159,15 @@ pub fn rewind(
     Ok(starts)
 }
 
-/// The timestamp of the record at `offset` of a partition, `None` when nothing comes
-/// back in time (a compacted or deleted offset).
+/// The timestamp of the record at `offset` of a partition, read with `consumer`
+/// (assigned to that offset alone); `None` when nothing comes back in time (a
+/// compacted or deleted offset).
 fn timestamp_at(
-    settings: &KafkaSettings,
+    consumer: &BaseConsumer,
     topic: &str,
     partition: i32,
     offset: i64,
 ) -> Result<Option<i64>> {
-    let consumer = settings.plain_consumer(Some("marketflow-rewind"))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
         .map_err(|e| ConnectorError::Kafka(e.to_string()))?;
