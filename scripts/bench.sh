@@ -37,8 +37,10 @@
 #                                   scripts/bench_shapes.sh (every set on the shapes A-D:
 #                                   dense, long and sparse, wide, daily equities),
 #                                   scripts/bench_wide.sh (shape W: 200 symbols at 1s,
-#                                   both correlation layouts, RSS against the span) and
-#                                   scripts/bench_scaling.sh (1x1, 1x2, 2x1 processes x
+#                                   both correlation layouts, RSS against the span),
+#                                   scripts/bench_wide_live.sh (shapes W and E live: 200
+#                                   and 500 symbols at 1s through tansu, a backlog and
+#                                   real time) and scripts/bench_scaling.sh (1x1, 1x2, 2x1 processes x
 #                                   workers, SCALING_ROUNDS interleaved rounds) and
 #                                   scripts/bench_live.sh (the live job through
 #                                   the tansu broker: trades/s, CPU, idle CPU, watermark-to-
@@ -270,12 +272,13 @@ if [ "${BENCH_BARS_ONLY:-0}" != 1 ]; then
     scripts/bench_features.sh
     BENCH_SKIP_BUILD=1 scripts/bench_shapes.sh
     BENCH_SKIP_BUILD=1 scripts/bench_wide.sh
+    BENCH_SKIP_BUILD=1 scripts/bench_wide_live.sh
     BENCH_SKIP_BUILD=1 scripts/bench_scaling.sh
     BENCH_SKIP_BUILD=1 scripts/bench_live.sh
     BENCH_SKIP_BUILD=1 scripts/bench_checkpoint.sh
     BENCH_SKIP_BUILD=1 scripts/bench_book.sh
     cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-shapes.md" "$BENCH_DIR/results-wide.md" \
-        "$BENCH_DIR/results-scaling.md" \
+        "$BENCH_DIR/results-wide-live.md" "$BENCH_DIR/results-scaling.md" \
         "$BENCH_DIR/results-live.md" "$BENCH_DIR/results-checkpoint.md" "$BENCH_DIR/results-book.md" >"$BENCH_DIR/results-all.md"
     say "all tables: $BENCH_DIR/results-all.md"
 fi

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod kafka;
 pub mod manifest;
 pub mod metrics;
+pub mod pace;
 pub mod parquet;
 pub mod rejects;
 pub mod runs;

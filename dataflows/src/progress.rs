@@ -83,6 +83,8 @@ pub struct MetricsPush {
     rows_out: BTreeMap<RowsOut, u64>,
     rejects: BTreeMap<(usize, RejectReason), u64>,
     records: BTreeMap<String, u64>,
+    /// Microseconds of back-pressure already pushed.
+    held_us: u64,
 }
 
 impl MetricsPush {
@@ -95,6 +97,17 @@ impl MetricsPush {
             rows_out: BTreeMap::new(),
             rejects: BTreeMap::new(),
             records: BTreeMap::new(),
+            held_us: 0,
+        }
+    }
+
+    /// Adds the process's back-pressure time (pushed by one worker) since the last push.
+    fn push_held(&mut self, held_us: u64) {
+        if held_us > self.held_us {
+            self.metrics
+                .source_held()
+                .inc_by((held_us - self.held_us) as f64 / 1e6);
+            self.held_us = held_us;
         }
     }
 
@@ -266,6 +279,7 @@ impl Reporter {
                 .set(total.saturating_sub(done) as i64);
             let name = push.source(0).to_string();
             push.push_records(std::iter::once((name, src.records.load(Ordering::Relaxed))));
+            push.push_held(src.held_us.load(Ordering::Relaxed));
         }
         if let Some(live) = &self.live {
             for (p, l) in live.lag.lock().unwrap_or_else(|p| p.into_inner()).iter() {
@@ -279,6 +293,7 @@ impl Reporter {
                 .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
                 .collect();
             push.push_records(counts.into_iter());
+            push.push_held(live.held_us.load(Ordering::Relaxed));
         }
     }
 
@@ -327,6 +342,7 @@ impl Reporter {
                 read = live.records.load(Ordering::Relaxed),
                 source_rejects = live.rejects.load(Ordering::Relaxed),
                 skipped = live.skipped.load(Ordering::Relaxed),
+                held_s = held_s(&live.held_us),
                 lag = lag.as_deref(),
                 latency_p50_ms = latency.map(|l| ms(l.p50)),
                 latency_p99_ms = latency.map(|l| ms(l.p99)),
@@ -346,6 +362,7 @@ impl Reporter {
             rate = format!("{rate:.0}/s"),
             watermark = %watermark,
             bars_out = bars.bars_out,
+            held_s = source.map(|s| held_s(&s.held_us)),
             rows_out = (!rows_out.is_empty()).then(|| tracing::field::debug(&rows_out)),
             rejects,
             rejects_by_reason = (!rejects_by_reason.is_empty())
@@ -361,4 +378,9 @@ impl Reporter {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Seconds the sources of a process held off for the sinks, to a tenth.
+fn held_s(held_us: &std::sync::atomic::AtomicU64) -> f64 {
+    (held_us.load(Ordering::Relaxed) as f64 / 1e5).round() / 10.0
 }

@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use operators::{Reject, SymbolBatch};
 use timely::container::CapacityContainerBuilder;
@@ -33,6 +33,7 @@ use crate::decode::{
 };
 use crate::files::plan::Unit;
 use crate::manifest::RunEvent;
+use crate::pace::{HoldClock, HOLD_RETRY};
 use crate::store::fetch_local;
 use crate::sync::ErrorSlot;
 
@@ -75,6 +76,9 @@ pub struct SourceProgress {
     /// When the sources' watermark (their least capability) passed each event time, for
     /// the watermark-to-sink delay.
     pub latency: Arc<crate::metrics::WatermarkLatency>,
+    /// Microseconds the sources of this process waited for the graph and the sinks
+    /// (back-pressure), summed over workers.
+    pub held_us: AtomicU64,
 }
 
 /// Chunks a source may read past what the downstream probe has seen complete.
@@ -134,9 +138,6 @@ pub fn width_budget(ahead: usize, symbols: usize) -> usize {
         (ahead * NARROW_SYMBOLS / symbols).max(2)
     }
 }
-
-/// How long a source held back by back-pressure waits before looking again.
-const BACKPRESSURE_RETRY: Duration = Duration::from_millis(1);
 
 /// Lower bounds on event time, per chunk of a unit.
 enum Bounds {
@@ -235,6 +236,7 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
             // Capability times of the last `ahead` chunks emitted.
             let ahead = ahead_budget(peers, config.chunk_rows, config.slack_pieces);
             let mut emitted: VecDeque<i64> = VecDeque::with_capacity(ahead + 1);
+            let mut hold_clock = HoldClock::default();
             let mark = progress.latency.register_source();
             activator.activate();
 
@@ -258,6 +260,7 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                     open(path, &mine[u].url, &mine[u].piece, &opts_for(&mine[u]))
                 };
                 let mut waiting = false;
+                let now = Instant::now();
                 let result: crate::Result<()> = (|| {
                     match &mut phase {
                         Phase::Scan { unit, reader, mins } => {
@@ -455,8 +458,12 @@ impl<'scope> FileSource<'scope> for Scope<'scope, i64> {
                 if let Some(t) = caps.as_ref().and_then(|c| c.first()).map(|c| *c.time()) {
                     progress.latency.source_watermark(mark, t, Instant::now());
                 }
+                let held = hold_clock.tick(waiting, now);
+                progress
+                    .held_us
+                    .fetch_add(held.as_micros() as u64, Ordering::Relaxed);
                 if waiting {
-                    activator.activate_after(BACKPRESSURE_RETRY);
+                    activator.activate_after(HOLD_RETRY);
                 } else {
                     activator.activate();
                 }

@@ -14,6 +14,9 @@ use crate::Result;
 /// One feature record ready to produce.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KafkaRecord {
+    /// The index of the row it encodes (a row too large for one message is sent as
+    /// several records of the same row).
+    pub row: usize,
     /// The resolution label (`1m`), for the topic name.
     pub resolution: String,
     /// The record key.
@@ -51,6 +54,7 @@ pub fn rows_to_json<R: FeatureRow>(rows: &[R]) -> Result<Vec<KafkaRecord>> {
         let key = row_key(&batch, i);
         let mut push = |value: String| {
             out.push(KafkaRecord {
+                row: i,
                 resolution: resolution.clone(),
                 key: key.clone(),
                 value,
@@ -240,6 +244,7 @@ mod tests {
         let m = matrix(500);
         let recs = rows_to_json(std::slice::from_ref(&m)).unwrap();
         assert!(recs.len() >= 3, "{} parts", recs.len());
+        assert!(recs.iter().all(|r| r.row == 0));
         let mut corr = Vec::new();
         for (p, r) in recs.iter().enumerate() {
             assert!(r.value.len() <= MAX_RECORD_BYTES, "{} bytes", r.value.len());

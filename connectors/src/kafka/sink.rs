@@ -410,7 +410,8 @@ impl<'scope, R: FeatureRow> KafkaFeatureSink<'scope, R> for Stream<'scope, i64, 
         let mut topics: Vec<(String, String)> = Vec::new();
         produce_stream(self, &name, producer, errors, move |rows, p| {
             let records = rows_to_json(&rows)?;
-            for (r, row) in records.iter().zip(&rows) {
+            for r in &records {
+                let row = &rows[r.row];
                 let i = match topics.iter().position(|(res, _)| *res == r.resolution) {
                     Some(i) => i,
                     None => {

@@ -11,6 +11,7 @@ use timely::dataflow::operators::{Input, Probe};
 
 use super::{KafkaFeatureSink, SharedProducer};
 use crate::kafka::{EmbeddedBroker, KafkaSettings};
+use crate::parquet::FeatureRow;
 use crate::sync::ErrorSlot;
 
 fn bar(symbol: &str, end: i64) -> Bar {
@@ -33,15 +34,18 @@ fn bar(symbol: &str, end: i64) -> Bar {
     }
 }
 
-/// Runs a sink of bars through `settings`: sends `bars` at time 0, closes the input,
+/// Runs a sink of `rows` through `settings`: sends them at time 0, closes the input,
 /// and steps until the sink's frontier is empty or an error is set (at most 60 s).
 /// Returns the error, the records still unacknowledged when the frontier emptied, and
 /// whether it did.
-fn run_sink(settings: KafkaSettings, bars: Vec<Bar>) -> (Option<String>, u64, bool) {
+fn run_sink<R: FeatureRow + Send + Sync>(
+    settings: KafkaSettings,
+    rows: Vec<R>,
+) -> (Option<String>, u64, bool) {
     timely::execute_directly(move |worker| {
         let producer = SharedProducer::new(&settings).expect("producer");
         let errors = ErrorSlot::default();
-        let mut input = InputHandle::<i64, Bar>::new();
+        let mut input = InputHandle::<i64, R>::new();
         let (p, e) = (producer.clone(), errors.clone());
         let probe = worker.dataflow::<i64, _, _>(|scope| {
             scope
@@ -50,8 +54,8 @@ fn run_sink(settings: KafkaSettings, bars: Vec<Bar>) -> (Option<String>, u64, bo
                 .probe()
                 .0
         });
-        for b in bars {
-            input.send(b);
+        for r in rows {
+            input.send(r);
         }
         input.close();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -106,4 +110,51 @@ fn the_frontier_passes_only_acknowledged_rows() {
     }
     ends.sort_unstable();
     assert_eq!(ends, (1..=50).map(|i| i * 1_000).collect::<Vec<i64>>());
+}
+
+#[test]
+fn a_row_split_into_several_records_is_sent_whole() {
+    // A 500-symbol correlation matrix (124,750 values) is larger than one message.
+    let broker = EmbeddedBroker::start(&[("t.correlation.1s", 1)]).expect("broker");
+    let settings = KafkaSettings::new(&broker.bootstrap_servers());
+    let k = 500;
+    let symbols: Vec<operators::Symbol> = (0..k).map(|i| format!("S{i:04}").into()).collect();
+    let row = |end: i64| operators::comoments::CorrMatrix {
+        resolution_ms: 1_000,
+        window_end: end,
+        symbols: symbols.clone(),
+        corr: (0..k * (k - 1) / 2)
+            .map(|i| Some((i as f64 * 0.37).sin()))
+            .collect(),
+        n: 60,
+    };
+    let (error, in_flight, done) = run_sink(settings.clone(), vec![row(1_000), row(2_000)]);
+    assert_eq!(error, None);
+    assert!(done, "the sink's frontier never emptied");
+    assert_eq!(in_flight, 0);
+
+    let consumer = settings
+        .plain_consumer(Some("sink-test-split"))
+        .expect("consumer");
+    consumer
+        .subscribe(&["t.correlation.1s"])
+        .expect("subscribe");
+    let mut values = std::collections::BTreeMap::<i64, usize>::new();
+    let mut parts = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while values.values().sum::<usize>() < 2 * k * (k - 1) / 2 && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let v: serde_json::Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("json");
+            let end = v["window_end"].as_i64().expect("window_end");
+            *values.entry(end).or_default() += v["corr"].as_array().expect("corr").len();
+            parts = parts.max(v["parts"].as_u64().unwrap_or(1));
+        }
+    }
+    assert!(parts >= 3, "{parts} parts");
+    let whole = k * (k - 1) / 2;
+    assert_eq!(
+        values,
+        [(1_000, whole), (2_000, whole)].into_iter().collect()
+    );
 }

@@ -25,6 +25,7 @@ use crate::decode::{decode_json, decode_keyed_book, seq, Chunk, Kind, Record};
 use crate::kafka::lag::LagWatcher;
 use crate::kafka::offsets::{checkpoint, open_partitions, DoneRule};
 use crate::kafka::{CommitTracker, KafkaSettings, Replay, Watermarks};
+use crate::pace::{HoldClock, Pacer, HOLD_RETRY};
 use crate::sync::ErrorSlot;
 
 /// Settings of a Kafka trade/candle source.
@@ -56,6 +57,9 @@ pub struct KafkaSourceConfig {
     /// offsets, only records of the range are kept, nothing is committed, and the
     /// source ends (its outputs become final) once every partition is past the range.
     pub replay: Option<Replay>,
+    /// The job computes a pairwise set (correlation): its rows out grow with the
+    /// symbols, so the source holds off reading at fewer records in flight ([`Pacer`]).
+    pub pairwise: bool,
 }
 
 /// A source's side of checkpoints.
@@ -97,6 +101,9 @@ pub struct LiveProgress {
     pub stop: AtomicBool,
     /// Delay from the watermark passing a window's end to its rows on the topics.
     pub latency: Arc<crate::metrics::WatermarkLatency>,
+    /// Microseconds the sources of this process held off reading because the sinks
+    /// were behind (summed over sources and workers).
+    pub held_us: AtomicU64,
 }
 
 impl LiveProgress {
@@ -247,6 +254,15 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
             let mut last_lag = started - LAG_INTERVAL;
             let mut chunk = Chunk::default();
             let kind = config.kind;
+            // Back-pressure: records read but not passed by every sink stay under a
+            // budget that shrinks with the symbols seen when a pairwise set is on.
+            let mut pacer = Pacer::new(Pacer::budget_for(config.pairwise, 0));
+            let mut hold_clock = HoldClock::default();
+            // Since when this source has left records unread (holding off, or more
+            // queued than one activation takes): a partition is silent only while the
+            // queue is drained, so a backlog read slowly never makes one idle.
+            let mut unread_since: Option<Instant> = None;
+            let mut widest = 0;
             activator.activate();
 
             move |_frontiers| {
@@ -263,6 +279,15 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                 let now = Instant::now();
                 let stopping = progress.stop.load(Ordering::Relaxed);
                 let watermark = *cap_vec[0].time();
+                let holding = !stopping && pacer.hold(&durable, watermark);
+                if let Some(since) = unread_since.take() {
+                    // Not reading is not silence: idle clocks stood still meanwhile.
+                    marks.pause(now.saturating_duration_since(since), now);
+                }
+                let held = hold_clock.tick(holding, now);
+                progress
+                    .held_us
+                    .fetch_add(held.as_micros() as u64, Ordering::Relaxed);
                 let mut more = false;
                 let mut ctx = Ctx {
                     config: &config,
@@ -276,7 +301,7 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                 // One queue for all of this worker's partitions; librdkafka wakes the
                 // operator when it becomes non-empty.
                 let mut taken = 0;
-                while !stopping && taken < config.max_poll {
+                while !stopping && !holding && taken < config.max_poll {
                     let Some(r) = client.poll(Duration::ZERO) else {
                         break;
                     };
@@ -293,7 +318,15 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                     }
                 }
                 more |= taken == config.max_poll;
+                if more || holding {
+                    unread_since = Some(Instant::now());
+                }
                 let accepted = chunk.records();
+                if chunk.symbols() > widest {
+                    widest = chunk.symbols();
+                    pacer.set_budget(Pacer::budget_for(config.pairwise, widest));
+                }
+                pacer.emitted(watermark, accepted as u64);
                 progress
                     .records
                     .fetch_add(accepted as u64, Ordering::Relaxed);
@@ -390,6 +423,8 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                 }
                 if more && !stopping {
                     activator.activate();
+                } else if holding {
+                    activator.activate_after(HOLD_RETRY);
                 } else {
                     // librdkafka wakes us when data arrives; a timer covers idleness,
                     // commits and lag.

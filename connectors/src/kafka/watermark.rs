@@ -68,6 +68,14 @@ impl Watermarks {
         self.last_seen[p] = now;
     }
 
+    /// The source held off reading for `held` (back-pressure): the partitions' silence
+    /// clocks stand still for that long, so a wait never makes a partition idle.
+    pub fn pause(&mut self, held: Duration, now: Instant) {
+        for seen in &mut self.last_seen {
+            *seen = (*seen + held).min(now);
+        }
+    }
+
     /// The largest event time seen by any partition of this worker.
     pub fn max_seen(&self) -> Option<i64> {
         self.max_ts.iter().flatten().copied().max()
@@ -219,6 +227,27 @@ impl CommitTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partition_is_not_silent_while_the_source_leaves_records_unread() {
+        let t0 = Instant::now();
+        let idle = Duration::from_secs(2);
+        let mut w = Watermarks::new(2, 0, idle, t0);
+        w.observe(0, 10_000, t0);
+        w.observe(1, 5_000, t0);
+        assert_eq!(w.advance(t0, i64::MIN), Some(5_000));
+        // Partition 0 keeps talking; the source left records unread for 3 s of it.
+        let t1 = t0 + Duration::from_secs(4);
+        w.observe(0, 20_000, t1);
+        w.pause(Duration::from_secs(3), t1);
+        assert_eq!(
+            w.advance(t1, i64::MIN),
+            None,
+            "partition 1 was silent 1 s only"
+        );
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(w.advance(t2, i64::MIN), Some(20_000), "now 2 s");
+    }
 
     #[test]
     fn idle_partitions_release_the_watermark_and_it_never_goes_back() {

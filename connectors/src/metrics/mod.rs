@@ -9,7 +9,7 @@ mod server;
 
 use operators::RejectReason;
 use prometheus::{
-    Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Counter, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -57,6 +57,7 @@ pub struct Metrics {
     checkpoint_seconds: Histogram,
     checkpoint_bytes: IntCounter,
     state_records: IntGaugeVec,
+    source_held: Counter,
     /// The name of every family, as registered.
     families: Vec<String>,
 }
@@ -148,13 +149,19 @@ impl Metrics {
                 &["worker"],
             )
             .expect("valid metric"),
+            source_held: Counter::new(
+                "marketflow_source_held_seconds_total",
+                "Seconds the sources held off reading because the graph or the sinks were \
+                 behind (back-pressure), summed over workers",
+            )
+            .expect("valid metric"),
             registry,
             families: Vec::new(),
         };
         m.watermark.set(f64::NAN);
         m.watermark_delay.set(f64::NAN);
 
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 12] = [
             Box::new(info),
             Box::new(m.records_in.clone()),
             Box::new(m.rejects.clone()),
@@ -166,6 +173,7 @@ impl Metrics {
             Box::new(m.checkpoint_seconds.clone()),
             Box::new(m.checkpoint_bytes.clone()),
             Box::new(m.state_records.clone()),
+            Box::new(m.source_held.clone()),
         ];
         for c in collectors {
             m.families
@@ -229,6 +237,11 @@ impl Metrics {
     /// Records held in state by `worker`.
     pub fn state_records(&self, worker: usize) -> IntGauge {
         self.state_records.with_label_values(&[&worker.to_string()])
+    }
+
+    /// Seconds the sources held off for the sinks (back-pressure).
+    pub fn source_held(&self) -> Counter {
+        self.source_held.clone()
     }
 
     /// Every family in the Prometheus text format.

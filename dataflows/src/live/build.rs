@@ -206,6 +206,7 @@ impl LiveJob {
                     restored: offsets,
                 },
                 max_poll: MAX_POLL,
+                pairwise: features.comoments.correlation,
                 replay,
             });
         }
