@@ -168,26 +168,26 @@ done
 # ---- real time (shape E) --------------------------------------------------------------
 paced=
 if [ "$WIDE_PACED_MINUTES" != 0 ]; then
-in=$(input "$WIDE_PACED_SYMBOLS" "$WIDE_PACED_MINUTES")
-name=paced
-brokers=$(fresh_broker)
-cfg=$(config "$name" "$brokers" pairs)
-scripts/kafka-broker.sh topic "wide.$name" 4 --port "$WIDE_PORT" >/dev/null
-log=$LOGS/wide-live-paced.log
-"$MF" --config "$cfg" run -w 2 >"$log" 2>&1 &
-JOB_PID=$!
-sleep 2
-say "E: $WIDE_PACED_SYMBOLS symbols in real time for $WIDE_PACED_MINUTES minutes"
-c0=$(cpu_ticks "$JOB_PID")
-t0=$(now)
-"$MF" --config "$cfg" produce --input "$in" --topic "wide.$name" --speed 1 \
-    >"$LOGS/wide-live-produce-paced.log" 2>&1 || { tail -n 20 "$LOGS/wide-live-produce-paced.log" >&2; die "paced produce failed"; }
-paced_cpu=$(calc %.0f "($(cpu_ticks "$JOB_PID") - $c0) * 100 / $TICKS / ($(now) - $t0)")
-sleep 4 # idleness releases the last windows
-paced_rss=$(peak_mb "$JOB_PID")
-stop_job "$log"
-line=$(grep 'live job stopped' "$log" | tail -n 1)
-paced="Real time (shape E): $WIDE_PACED_SYMBOLS symbols, $WIDE_PACED_MINUTES minutes at speed 1, pairs:
+    in=$(input "$WIDE_PACED_SYMBOLS" "$WIDE_PACED_MINUTES")
+    name=paced
+    brokers=$(fresh_broker)
+    cfg=$(config "$name" "$brokers" pairs)
+    scripts/kafka-broker.sh topic "wide.$name" 4 --port "$WIDE_PORT" >/dev/null
+    log=$LOGS/wide-live-paced.log
+    "$MF" --config "$cfg" run -w 2 >"$log" 2>&1 &
+    JOB_PID=$!
+    sleep 2
+    say "E: $WIDE_PACED_SYMBOLS symbols in real time for $WIDE_PACED_MINUTES minutes"
+    c0=$(cpu_ticks "$JOB_PID")
+    t0=$(now)
+    "$MF" --config "$cfg" produce --input "$in" --topic "wide.$name" --speed 1 \
+        >"$LOGS/wide-live-produce-paced.log" 2>&1 || { tail -n 20 "$LOGS/wide-live-produce-paced.log" >&2; die "paced produce failed"; }
+    paced_cpu=$(calc %.0f "($(cpu_ticks "$JOB_PID") - $c0) * 100 / $TICKS / ($(now) - $t0)")
+    sleep 4 # idleness releases the last windows
+    paced_rss=$(peak_mb "$JOB_PID")
+    stop_job "$log"
+    line=$(grep 'live job stopped' "$log" | tail -n 1)
+    paced="Real time (shape E): $WIDE_PACED_SYMBOLS symbols, $WIDE_PACED_MINUTES minutes at speed 1, pairs:
 job CPU ${paced_cpu}% of a core, peak RSS $paced_rss MB, watermark-to-topic delay
 p50 / p99 $(field latency_p50_ms) / $(field latency_p99_ms) ms ($(field latency_samples) rows); per set: $(field latency_p50_p99_ms_by_set | sed 's/,/, /g')"
 fi
@@ -201,5 +201,5 @@ fi
     echo "| symbols | minutes | layout | wall s | CPU s | peak RSS MB | real time | rows to Kafka |"
     echo "|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
-    [ -n "$paced" ] && printf '\n%s\n' "$paced"
+    if [ -n "$paced" ]; then printf '\n%s\n' "$paced"; fi
 } | tee "$BENCH_DIR/results-wide-live.md"
