@@ -45,8 +45,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; } # calc FORMAT EXPRESSION
 hhmm() { date -u -d "@$(($1 / 1000))" +%H:%M; }
 
 # ---- input: 1m candles, one random walk per symbol ------------------------------------

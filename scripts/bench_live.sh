@@ -78,12 +78,6 @@ EOF
     printf '%s\n' "$WORK/$1.toml"
 }
 
-cpu_ticks() { # utime + stime of a process, in clock ticks
-    awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
-
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; } # calc FORMAT EXPRESSION
 
 # records_read LOG: the largest `read=` of the job's progress lines so far.
 records_read() {

@@ -24,14 +24,7 @@ mkdir -p "$BENCH_DIR/data" "$BENCH_DIR/logs" "$BENCH_DIR/out"
 ROWS=()
 for n in $WIDE_SYMBOLS; do
     for m in $WIDE_MINUTES; do
-        input=$BENCH_DIR/data/wide-s$n-m$m-seed$BENCH_SEED.parquet
-        if [ ! -s "$input" ]; then
-            say "simulating $n symbols x $m minutes"
-            "$MF" simulate --symbols "$n" --minutes "$m" --seed "$BENCH_SEED" \
-                --output "$input.tmp.parquet" >"$BENCH_DIR/logs/wide-sim.log" 2>&1 ||
-                { tail -n 20 "$BENCH_DIR/logs/wide-sim.log" >&2; die "simulate failed"; }
-            mv "$input.tmp.parquet" "$input"
-        fi
+        input=$(wide_input "$n" "$m" wide-sim.log)
         cat "$input" >/dev/null
         for layout in pairs matrix; do
             config=$BENCH_DIR/wide-$layout.toml

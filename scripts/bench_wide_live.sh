@@ -44,9 +44,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
-calc() { awk "BEGIN { printf \"$1\", $2 }"; } # calc FORMAT EXPRESSION
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 peak_mb() { awk '/^VmHWM/ { printf "%d", $2 / 1024 }' "/proc/$1/status"; }
 # records_read LOG: records the job read so far (accepted and rejected by the sources).
 records_read() {
@@ -54,19 +51,6 @@ records_read() {
         awk '{ print $1 + $2 }' | sort -n | tail -n 1
 }
 field() { printf '%s\n' "$line" | grep -o "$1=[^ ]*" | cut -d= -f2 | tr -d '"'; }
-
-# input N MINUTES: prints the cached simulated input of N symbols over MINUTES minutes.
-input() {
-    local f=$BENCH_DIR/data/wide-s$1-m$2-seed$BENCH_SEED.parquet
-    if [ ! -s "$f" ]; then
-        say "simulating $1 symbols x $2 minutes"
-        "$MF" simulate --symbols "$1" --minutes "$2" --seed "$BENCH_SEED" \
-            --output "$f.tmp.parquet" >"$LOGS/wide-sim.log" 2>&1 ||
-            { tail -n 20 "$LOGS/wide-sim.log" >&2; die "simulate failed"; }
-        mv "$f.tmp.parquet" "$f"
-    fi
-    printf '%s\n' "$f"
-}
 
 # fresh_broker: a new broker (its memory freed), printing its address.
 fresh_broker() {
@@ -133,7 +117,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 ROWS=()
 for n in $WIDE_LIVE_SYMBOLS; do
-    in=$(input "$n" "$WIDE_LIVE_MINUTES")
+    in=$(wide_input "$n" "$WIDE_LIVE_MINUTES" wide-sim.log)
     total=$("$BENCH_DIR/venv/bin/python" -c "import pyarrow.parquet as pq, sys; print(pq.ParquetFile(sys.argv[1]).metadata.num_rows)" "$in")
     for layout in $WIDE_LAYOUTS; do
         name=s$n-$layout
@@ -168,7 +152,7 @@ done
 # ---- real time (shape E) --------------------------------------------------------------
 paced=
 if [ "$WIDE_PACED_MINUTES" != 0 ]; then
-    in=$(input "$WIDE_PACED_SYMBOLS" "$WIDE_PACED_MINUTES")
+    in=$(wide_input "$WIDE_PACED_SYMBOLS" "$WIDE_PACED_MINUTES" wide-sim.log)
     name=paced
     brokers=$(fresh_broker)
     cfg=$(config "$name" "$brokers" pairs)
