@@ -81,7 +81,7 @@ impl Pacer {
         }
     }
 
-    /// Records emitted before the last [`Pacer::hold`]'s capability and not passed.
+    /// Records emitted and not passed by the sinks when [`Pacer::hold`] last looked.
     pub fn in_flight(&self) -> u64 {
         self.emitted.iter().map(|(_, n)| n).sum()
     }

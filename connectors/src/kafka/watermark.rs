@@ -68,8 +68,9 @@ impl Watermarks {
         self.last_seen[p] = now;
     }
 
-    /// The source held off reading for `held` (back-pressure): the partitions' silence
-    /// clocks stand still for that long, so a wait never makes a partition idle.
+    /// The source left records unread for `held` (waiting for the sinks, or more queued
+    /// than one activation takes): the partitions' silence clocks stand still for that
+    /// long, so neither makes a partition idle.
     pub fn pause(&mut self, held: Duration, now: Instant) {
         for seen in &mut self.last_seen {
             *seen = (*seen + held).min(now);
