@@ -47,18 +47,19 @@ EOF
 HOSTS=$BENCH_DIR/scaling.hosts
 printf '127.0.0.1:%d\n127.0.0.1:%d\n' "$SCALING_PORT" $((SCALING_PORT + 1)) >"$HOSTS"
 
-declare -A WALLS RSS
+declare -A WALLS RSS CPUS
 # run NAME PROCESSES WORKERS: one backfill; every process under GNU time; the wall time
-# is the launch-to-last-exit time, the RSS the largest process's. Appends the wall time
-# to WALLS[NAME] and keeps the largest RSS in RSS[NAME].
+# is the launch-to-last-exit time, the RSS the largest process's, the CPU seconds the
+# sum over processes. Appends the wall time to WALLS[NAME] and the CPU seconds to
+# CPUS[NAME], and keeps the largest RSS in RSS[NAME].
 run() {
-    local name=$1 n=$2 w=$3 out=$BENCH_DIR/out/scaling-$1 p start end wall rss=0 r pids=()
+    local name=$1 n=$2 w=$3 out=$BENCH_DIR/out/scaling-$1 p start end wall rss=0 r cpu=0 pids=()
     rm -rf "$out"
     start=$(date +%s.%N)
     for ((p = 0; p < n; p++)); do
         local args=(backfill --config "$CONFIG" --input "$input" --output "$out" -w "$w")
         [ "$n" -gt 1 ] && args+=(-n "$n" -p "$p" -h "$HOSTS")
-        "$TIME" -f '%M' -o "$BENCH_DIR/logs/scaling-$name-p$p.time" \
+        "$TIME" -f '%M %U %S' -o "$BENCH_DIR/logs/scaling-$name-p$p.time" \
             "$MF" "${args[@]}" >"$BENCH_DIR/logs/scaling-$name-p$p.log" 2>&1 &
         pids+=($!)
     done
@@ -68,12 +69,14 @@ run() {
     end=$(date +%s.%N)
     wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
     for ((p = 0; p < n; p++)); do
-        r=$(tail -n 1 "$BENCH_DIR/logs/scaling-$name-p$p.time")
+        read -r r u s < <(tail -n 1 "$BENCH_DIR/logs/scaling-$name-p$p.time")
         [ "$r" -gt "$rss" ] && rss=$r
+        cpu=$(awk -v c="$cpu" -v u="$u" -v s="$s" 'BEGIN { printf "%.2f", c + u + s }')
     done
     WALLS[$name]="${WALLS[$name]:-} $wall"
+    CPUS[$name]="${CPUS[$name]:-} $cpu"
     [ "$rss" -gt "${RSS[$name]:-0}" ] && RSS[$name]=$rss
-    say "$name ($n processes x $w workers): $wall s, peak RSS $((rss / 1024)) MB"
+    say "$name ($n processes x $w workers): $wall s, $cpu CPU s, peak RSS $((rss / 1024)) MB"
 }
 
 checksums() { # OUT: "set=checksum" lines of the run's manifest
@@ -108,12 +111,13 @@ median() {
     tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END {
         printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-declare -A MEDIAN
+declare -A MEDIAN MEDIAN_CPU
 ROWS=()
 for name in 1x1 1x2 2x1; do
     MEDIAN[$name]=$(median <<<"${WALLS[$name]}")
+    MEDIAN_CPU[$name]=$(median <<<"${CPUS[$name]}")
     tps=$(awk -v n="$SCALING_SIZE" -v s="${MEDIAN[$name]}" 'BEGIN { printf "%.0f", n / s }')
-    ROWS+=("| ${name/x/ x } | ${MEDIAN[$name]} | ${WALLS[$name]# } | $tps | $((RSS[$name] / 1024)) |")
+    ROWS+=("| ${name/x/ x } | ${MEDIAN[$name]} | ${WALLS[$name]# } | ${MEDIAN_CPU[$name]} | $tps | $((RSS[$name] / 1024)) |")
 done
 
 {
@@ -121,12 +125,14 @@ done
     echo
     echo "$SCALING_SIZE trades, Parquet in and out, seed $BENCH_SEED, $(nproc) cores, $(date -u +%Y-%m-%d); 2 x 1 = two processes on localhost exchanging over TCP. $SCALING_ROUNDS interleaved rounds; every run wrote byte-identical files. Ratios of the median wall times."
     echo
-    echo "| processes x workers | median wall s | every run, s | trades/s (median) | peak RSS MB (largest process) |"
-    echo "|---|---|---|---|---|"
+    echo "| processes x workers | median wall s | every run, s | median CPU s (all processes) | trades/s (median) | peak RSS MB (largest process) |"
+    echo "|---|---|---|---|---|---|"
     printf '%s\n' "${ROWS[@]}"
     echo
-    awk -v a="${MEDIAN[1x1]}" -v b="${MEDIAN[1x2]}" -v c="${MEDIAN[2x1]}" 'BEGIN {
+    awk -v a="${MEDIAN[1x1]}" -v b="${MEDIAN[1x2]}" -v c="${MEDIAN[2x1]}" \
+        -v ca="${MEDIAN_CPU[1x1]}" -v cb="${MEDIAN_CPU[1x2]}" -v cc="${MEDIAN_CPU[2x1]}" 'BEGIN {
         printf "- 1x2 / 1x1 throughput: %.2fx (target at least 1.7x)\n", a / b
         printf "- 2x1 / 1x2 throughput: %.2fx (target within 15%%, i.e. at least 0.85x)\n", b / c
+        printf "- CPU seconds, 1x2 / 1x1: %.2fx (target at most 1.15x); 2x1 / 1x1: %.2fx (target at most 1.3x)\n", cb / ca, cc / ca
     }'
 } | tee "$BENCH_DIR/results-scaling.md"
