@@ -9,6 +9,7 @@ mod json;
 mod lag;
 
 mod load;
+mod message;
 mod offsets;
 mod replay;
 mod sink;
