@@ -28,11 +28,12 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(2);
 ///
 /// ```
 /// use connectors::pace::Pacer;
+/// use std::time::Instant;
 /// use timely::dataflow::operators::probe::Handle;
 /// let probe = Handle::<i64>::new(); // an empty frontier: everything passed
 /// let mut p = Pacer::new(10);
 /// p.emitted(5, 100);
-/// assert!(!p.hold(&probe, 6));
+/// assert!(!p.hold(&probe, 6, Instant::now()));
 /// assert_eq!(p.in_flight(), 0);
 /// ```
 #[derive(Debug)]
@@ -65,9 +66,12 @@ impl Pacer {
         }
     }
 
-    /// Changes the budget (the symbols seen grew).
-    pub fn set_budget(&mut self, budget: u64) {
-        self.budget = budget.max(1);
+    /// The source has seen `symbols` distinct symbols: the budget follows them when
+    /// `pairwise` (see [`Pacer::budget_for`]).
+    pub fn widen(&mut self, pairwise: bool, symbols: usize) {
+        if pairwise {
+            self.budget = Self::budget_for(true, symbols).max(1);
+        }
     }
 
     /// `records` were emitted at timely time `time`.
@@ -89,7 +93,7 @@ impl Pacer {
     /// True when the source should not read now: the records it emitted before `cap`
     /// (its capability) that `sinks` has not passed exceed the budget, and the sinks'
     /// frontier moved within [`STUCK_AFTER`].
-    pub fn hold(&mut self, sinks: &ProbeHandle<i64>, cap: i64) -> bool {
+    pub fn hold(&mut self, sinks: &ProbeHandle<i64>, cap: i64, now: Instant) -> bool {
         while let Some((t, _)) = self.emitted.front() {
             if sinks.less_equal(t) {
                 break;
@@ -102,7 +106,6 @@ impl Pacer {
             .take_while(|(t, _)| *t < cap)
             .map(|(_, n)| n)
             .sum();
-        let now = Instant::now();
         let frontier = sinks.with_frontier(|f| f.first().copied());
         match self.moved {
             Some((_, f)) if f == frontier => {}
@@ -163,16 +166,16 @@ mod tests {
             worker.step();
             // 20 records at the capability itself: never a reason to wait.
             p.emitted(1, 20);
-            assert!(!p.hold(&probe, 1));
+            assert!(!p.hold(&probe, 1, Instant::now()));
             // The capability moves on; the sinks are still at 1.
             input.advance_to(2);
-            assert!(p.hold(&probe, 2));
+            assert!(p.hold(&probe, 2, Instant::now()));
             p.emitted(2, 5);
             // Once the sinks pass 1, only the 5 records at 2 are left.
             while probe.less_equal(&1) {
                 worker.step();
             }
-            assert!(!p.hold(&probe, 3));
+            assert!(!p.hold(&probe, 3, Instant::now()));
             assert_eq!(p.in_flight(), 5);
         });
     }
@@ -190,12 +193,21 @@ mod tests {
             }
             let mut p = Pacer::new(1);
             p.emitted(0, 5);
-            assert!(!p.hold(&probe, 1), "the sinks passed time 0");
+            assert!(
+                !p.hold(&probe, 1, Instant::now()),
+                "the sinks passed time 0"
+            );
             p.emitted(1, 5);
-            assert!(p.hold(&probe, 2));
+            assert!(p.hold(&probe, 2, Instant::now()));
             p.moved = p.moved.map(|(at, f)| (at - STUCK_AFTER, f));
-            assert!(!p.hold(&probe, 2), "stuck: one round is read");
-            assert!(p.hold(&probe, 2), "and the clock starts again");
+            assert!(
+                !p.hold(&probe, 2, Instant::now()),
+                "stuck: one round is read"
+            );
+            assert!(
+                p.hold(&probe, 2, Instant::now()),
+                "and the clock starts again"
+            );
         });
     }
 

@@ -262,7 +262,6 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
             // queued than one activation takes): a partition is silent only while the
             // queue is drained, so a backlog read slowly never makes one idle.
             let mut unread_since: Option<Instant> = None;
-            let mut widest = 0;
             activator.activate();
 
             move |_frontiers| {
@@ -279,7 +278,7 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                 let now = Instant::now();
                 let stopping = progress.stop.load(Ordering::Relaxed);
                 let watermark = *cap_vec[0].time();
-                let holding = !stopping && pacer.hold(&durable, watermark);
+                let holding = !stopping && pacer.hold(&durable, watermark, now);
                 if let Some(since) = unread_since.take() {
                     // Not reading is not silence: idle clocks stood still meanwhile.
                     marks.pause(now.saturating_duration_since(since), now);
@@ -322,10 +321,7 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                     unread_since = Some(Instant::now());
                 }
                 let accepted = chunk.records();
-                if chunk.symbols() > widest {
-                    widest = chunk.symbols();
-                    pacer.set_budget(Pacer::budget_for(config.pairwise, widest));
-                }
+                pacer.widen(config.pairwise, chunk.symbols());
                 pacer.emitted(watermark, accepted as u64);
                 progress
                     .records
