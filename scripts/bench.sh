@@ -48,8 +48,9 @@
 #                                   size and time, restart to caught up after kill -9 with
 #                                   100 symbols, W = 60 at 1m) and scripts/bench_book.sh (the
 #                                   book operator alone, a simulated depth backfill vs the
-#                                   Python rebuild) and joins all tables in
-#                                   results-all.md
+#                                   Python rebuild) and scripts/bench_restate.sh (the
+#                                   cost of a restatement at 500 symbols) and joins all
+#                                   tables in results-all.md
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -277,8 +278,10 @@ if [ "${BENCH_BARS_ONLY:-0}" != 1 ]; then
     BENCH_SKIP_BUILD=1 scripts/bench_live.sh
     BENCH_SKIP_BUILD=1 scripts/bench_checkpoint.sh
     BENCH_SKIP_BUILD=1 scripts/bench_book.sh
+    scripts/bench_restate.sh
     cat "$BENCH_DIR/results.md" "$BENCH_DIR/results-features.md" "$BENCH_DIR/results-shapes.md" "$BENCH_DIR/results-wide.md" \
         "$BENCH_DIR/results-wide-live.md" "$BENCH_DIR/results-scaling.md" \
-        "$BENCH_DIR/results-live.md" "$BENCH_DIR/results-checkpoint.md" "$BENCH_DIR/results-book.md" >"$BENCH_DIR/results-all.md"
+        "$BENCH_DIR/results-live.md" "$BENCH_DIR/results-checkpoint.md" "$BENCH_DIR/results-book.md" \
+        "$BENCH_DIR/results-restate.md" >"$BENCH_DIR/results-all.md"
     say "all tables: $BENCH_DIR/results-all.md"
 fi

@@ -17,6 +17,9 @@
 #    and auto-created by tansu (4 partitions). librdkafka sends one produce request per
 #    partition and tansu answers them one after another, so the partition count of the
 #    feature topics shows in the delay.
+# 4. Lateness: sections 1 and 3 (auto-created topics) again with
+#    `time.allowed_lateness = "30s"` and nothing late: what keeping the history for
+#    restatements costs (target: within 10% of the run with "0s").
 # Writes the markdown table to $BENCH_DIR/results-live.md.
 #
 # Environment: BENCH_DIR (.bench), BENCH_SEED (42), LIVE_SIZE (1000000), LIVE_WORKERS
@@ -52,7 +55,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# config NAME TOPIC: a live config reading TOPIC, writing under $WORK/NAME.
+# config NAME TOPIC [LATENESS]: a live config reading TOPIC, writing under $WORK/NAME.
 config() {
     cat >"$WORK/$1.toml" <<EOF
 [kafka]
@@ -64,6 +67,7 @@ topic = "$2"
 [time]
 max_out_of_orderness = "2s"
 idle_timeout = "2s"
+allowed_lateness = "${3:-0s}"
 [features]
 resolutions = ["1s", "1m", "5m"]
 rolling_window = 60
@@ -91,31 +95,40 @@ stop_job() { # SIGTERM, then wait for a clean exit
 }
 
 # ---- 1. throughput -----------------------------------------------------------------
-cfg=$(config thr bench.thr)
-scripts/kafka-broker.sh topic bench.thr 4 --port "$LIVE_PORT" >/dev/null
-say "producing $LIVE_SIZE trades into bench.thr"
-t0=$(now)
-"$MF" --config "$cfg" produce --input "$input" --topic bench.thr --speed 0 \
-    >"$LOGS/live-produce.log" 2>&1 || { tail -n 20 "$LOGS/live-produce.log" >&2; die "produce failed"; }
-produce_s=$(calc %.2f "$(now) - $t0")
-
-say "live job on the backlog (-w $LIVE_WORKERS)"
-log=$LOGS/live-throughput.log
-t0=$(now)
-"$MF" --config "$cfg" run -w "$LIVE_WORKERS" >"$log" 2>&1 &
-JOB_PID=$!
-while :; do
-    kill -0 "$JOB_PID" 2>/dev/null || { tail -n 20 "$log" >&2; die "the job died"; }
-    read=$(records_read "$log")
-    [ "${read:-0}" -ge "$LIVE_SIZE" ] && break
-    sleep 0.2
-done
-t1=$(now)
-busy_ticks=$(cpu_ticks "$JOB_PID")
-wall=$(calc %.2f "$t1 - $t0")
-rate=$(calc %.0f "$LIVE_SIZE / $wall")
-cpu_s=$(calc %.2f "$busy_ticks / $TICKS")
-cores_per_100k=$(calc %.2f "$cpu_s * 100000 / $LIVE_SIZE")
+# throughput NAME LATENESS: the backlog read by a job with that allowed lateness; sets
+# produce_s, wall, rate, cpu_s and cores_per_100k, and leaves the job running.
+throughput() {
+    local name=$1 cfg log t0 t1 read busy_ticks
+    cfg=$(config "$name" "bench.$name" "$2")
+    scripts/kafka-broker.sh topic "bench.$name" 4 --port "$LIVE_PORT" >/dev/null
+    say "producing $LIVE_SIZE trades into bench.$name"
+    t0=$(now)
+    "$MF" --config "$cfg" produce --input "$input" --topic "bench.$name" --speed 0 \
+        >"$LOGS/live-produce.log" 2>&1 || { tail -n 20 "$LOGS/live-produce.log" >&2; die "produce failed"; }
+    produce_s=$(calc %.2f "$(now) - $t0")
+    say "live job on the backlog (-w $LIVE_WORKERS, allowed_lateness $2)"
+    log=$LOGS/live-throughput-$name.log
+    t0=$(now)
+    "$MF" --config "$cfg" run -w "$LIVE_WORKERS" >"$log" 2>&1 &
+    JOB_PID=$!
+    while :; do
+        kill -0 "$JOB_PID" 2>/dev/null || { tail -n 20 "$log" >&2; die "the job died"; }
+        read=$(records_read "$log")
+        [ "${read:-0}" -ge "$LIVE_SIZE" ] && break
+        sleep 0.2
+    done
+    t1=$(now)
+    busy_ticks=$(cpu_ticks "$JOB_PID")
+    wall=$(calc %.2f "$t1 - $t0")
+    rate=$(calc %.0f "$LIVE_SIZE / $wall")
+    cpu_s=$(calc %.2f "$busy_ticks / $TICKS")
+    cores_per_100k=$(calc %.2f "$cpu_s * 100000 / $LIVE_SIZE")
+}
+throughput late30 30s
+late_rate=$rate late_wall=$wall late_cpu=$cpu_s
+stop_job "$LOGS/live-throughput-late30.log"
+throughput thr 0s
+log=$LOGS/live-throughput-thr.log
 
 # ---- 2. idle -----------------------------------------------------------------------
 # Let the sources go idle (time.idle_timeout) and the last windows and Parquet
@@ -148,7 +161,7 @@ stop_job "$log"
 # Sets p50, p99, pmax, samples and by_set from the job's stop line.
 latency() {
     local name=$1 parts=$2 cfg log line set res
-    cfg=$(config "$name" "bench.$name")
+    cfg=$(config "$name" "bench.$name" "${3:-0s}")
     scripts/kafka-broker.sh topic "bench.$name" 4 --port "$LIVE_PORT" >/dev/null
     if [ "$parts" -gt 0 ]; then
         for set in bars indicators correlation beta alerts; do
@@ -178,6 +191,8 @@ field() { printf '%s\n' "$line" | grep -o "$1=[^ ]*" | cut -d= -f2 | tr -d '"'; 
 latency lat1 1
 lat1="$p50 / $p99 / $pmax ms ($samples rows)"
 lat1_sets=${by_set//,/, }
+latency late30lat 0 30s
+lat30="$p50 / $p99 / $pmax ms ($samples rows)"
 latency lat 0
 
 {
@@ -194,4 +209,6 @@ latency lat 0
     echo "| the same per set, p50/p99 ms | $lat1_sets |"
     echo "| watermark-to-topic delay p50 / p99 / max, feature topics auto-created (4 partitions) | $p50 / $p99 / $pmax ms ($samples rows) |"
     echo "| the same per set, p50/p99 ms | ${by_set//,/, } |"
+    echo "| with \`allowed_lateness = \"30s\"\`, nothing late: trades/s (backlog, $late_wall s) / CPU | $late_rate / $late_cpu s |"
+    echo "| with \`allowed_lateness = \"30s\"\`: delay p50 / p99 / max, auto-created topics | $lat30 |"
 } | tee "$BENCH_DIR/results-live.md"

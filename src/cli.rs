@@ -10,7 +10,7 @@ use connectors::jobs::validate::ExpectRows;
 use dataflows::cluster::ClusterSpec;
 use operators::duration::DurationMs;
 
-/// Incremental market features for crypto exchanges, on timely and differential dataflow.
+/// Incremental market features for crypto exchanges, on timely dataflow.
 #[derive(Debug, Parser)]
 #[command(name = "marketflow", version, about, disable_help_subcommand = true)]
 pub struct Cli {

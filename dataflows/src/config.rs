@@ -131,6 +131,7 @@ impl FeaturesConfig {
     /// The graph's feature settings, computing bars with `bars`.
     pub fn build(&self, bars: BarsConfig) -> FeatureConfig {
         let window = self.rolling_window.max(2) as usize;
+        let lateness_ms = bars.lateness_ms;
         let book = self.book.then(|| BookConfig {
             resolutions: bars.resolutions.iter().map(|r| r.ms).collect(),
         });
@@ -140,15 +141,20 @@ impl FeaturesConfig {
             indicators: self.indicators.then_some(IndicatorConfig {
                 window,
                 zscore_alert: self.zscore_alert,
+                lateness_ms,
             }),
             comoments: CoMomentConfig {
                 window,
                 benchmark: self.benchmark.clone(),
                 correlation: self.correlation,
+                lateness_ms,
             },
             correlation_layout: self.correlation_layout,
             beta: self.beta,
-            risk: self.risk.then_some(RiskConfig { window }),
+            risk: self.risk.then_some(RiskConfig {
+                window,
+                lateness_ms,
+            }),
             checkpoint: None,
         }
     }

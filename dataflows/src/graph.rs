@@ -139,7 +139,10 @@ pub fn features<'scope>(
     if !config.needs_grid() {
         return out;
     }
-    let grid = bars.clone().dense_grid(bars.last_bars(), cp.clone());
+    let lateness_ms = config.bars.lateness_ms;
+    let grid = bars
+        .clone()
+        .dense_grid(bars.last_bars(), lateness_ms, cp.clone());
     if let Some(c) = config.risk {
         out.risk = Some(grid.clone().risk(c, cp.clone()));
     }
@@ -153,7 +156,7 @@ pub fn features<'scope>(
             match config.correlation_layout {
                 CorrelationLayout::Pairs => out.correlation = Some(correlation),
                 CorrelationLayout::Matrix => {
-                    out.correlation_matrix = Some(correlation.correlation_matrix())
+                    out.correlation_matrix = Some(correlation.correlation_matrix(lateness_ms))
                 }
             }
         }

@@ -86,6 +86,7 @@ fn main() {
             window: w,
             benchmark: benchmark.clone(),
             correlation: true,
+            lateness_ms: 0,
         };
         let mut input = InputHandle::new();
         let counted = rows2.clone();
@@ -93,7 +94,13 @@ fn main() {
         let probe = worker.dataflow::<i64, _, _>(|scope| {
             let grid = scope.input_from(&mut input);
             if risk {
-                let rows = grid.risk(RiskConfig { window: w }, None);
+                let rows = grid.risk(
+                    RiskConfig {
+                        window: w,
+                        lateness_ms: 0,
+                    },
+                    None,
+                );
                 let rows = rows.inspect_core(move |e| {
                     if let Ok((_, d)) = e {
                         *counted.lock().unwrap() += d.len() as u64;
@@ -135,6 +142,7 @@ fn main() {
                         low: closes[i] * 0.999,
                         volume: 1.0,
                         ret: (bar > 0).then(|| (closes[i] / prev).ln()),
+                        revision: 0,
                     });
                 }
             }

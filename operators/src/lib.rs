@@ -15,6 +15,7 @@ pub mod grid;
 pub mod indicators;
 pub mod record;
 pub mod resolution;
+pub mod restate;
 pub mod risk;
 pub mod route;
 pub mod sets;

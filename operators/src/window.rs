@@ -6,12 +6,12 @@
 //! A stream fed to a window operator sends each record at a time at or before its
 //! window end (the dense grid sends the point ending at `e` once its input frontier
 //! reaches `e`), so once the input frontier is at `f`, every window ending at or before
-//! `f` is complete.
+//! `f` is complete. A restated record (late data) comes after its window was processed;
+//! it is handed to the logic at once, with its window end, and the logic tells it from
+//! a new one by that end.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
-
-use rustc_hash::FxHashMap as HashMap;
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::ParallelizationContract;
@@ -20,7 +20,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::StreamVec;
 
-use crate::checkpoint::{Checkpointed, Checkpointing};
+use crate::checkpoint::{Checkpointed, Checkpointer, Checkpointing};
 use crate::Symbol;
 
 /// The math of a rolling operator: state per key, advanced one complete window at a
@@ -41,6 +41,43 @@ pub trait WindowLogic: Checkpointed + 'static {
     fn restore(&mut self, state: Self::State);
     /// Called once, when the input has ended.
     fn on_end(&mut self) {}
+    /// Called after the complete windows of an activation: sends what restated records
+    /// changed (an operator that replays a restatement lazily does it here at the
+    /// latest).
+    fn flush(&mut self, _out: &mut Self::Out) {}
+    /// How long after a cut its snapshot is taken, ms: an operator whose windows late
+    /// data can restate waits out the allowed lateness, then takes the state at the cut
+    /// from its history ([`WindowLogic::snapshot_at`]), restatements included.
+    fn cut_delay(&self) -> i64 {
+        0
+    }
+    /// The state at `cut`, once [`WindowLogic::cut_delay`] has passed it (by default
+    /// the current state, for an operator without delay).
+    fn snapshot_at(&self, _cut: i64) -> Self::State {
+        self.snapshot()
+    }
+}
+
+/// Takes the snapshots of the cuts due at `key` (a window end, or the frontier): the
+/// current state, or with a delay, the state at each cut once the delay has passed it.
+fn take_cuts<L: WindowLogic>(cp: &mut Checkpointer, logic: &mut L, key: i64, out: &mut L::Out) {
+    let delay = logic.cut_delay();
+    if delay == 0 {
+        cp.take_due(key, || logic.snapshot());
+        return;
+    }
+    // The end of input (`i64::MAX`) takes no cut, nor does the start (`i64::MIN`).
+    let cuts = cp.due(if key == i64::MAX {
+        key
+    } else {
+        key.saturating_sub(delay)
+    });
+    if !cuts.is_empty() {
+        logic.flush(out);
+        for cut in cuts {
+            cp.take(&[cut], &logic.snapshot_at(cut));
+        }
+    }
 }
 
 /// The capabilities of an operator's outputs, held at its input frontier: the one
@@ -168,48 +205,9 @@ impl<A: Clone + 'static, B: Clone + 'static> WindowOutputs for (Vec<A>, Vec<B>) 
     }
 }
 
-/// States by (symbol, resolution), the keys of most rolling operators, with their
-/// checkpoint form: a list in key order (same states, same bytes).
-#[derive(Clone, Debug)]
-pub struct BySeries<S> {
-    states: HashMap<(Symbol, i64), S>,
-}
-
-/// A [`BySeries`] as checkpointed.
+/// The checkpoint form of per-series states: a list in key order (same states, same
+/// bytes).
 pub type SeriesStates<S> = Vec<((Symbol, i64), S)>;
-
-impl<S> Default for BySeries<S> {
-    fn default() -> Self {
-        BySeries {
-            states: HashMap::default(),
-        }
-    }
-}
-
-impl<S: Clone> BySeries<S> {
-    /// The state of (`symbol`, `resolution_ms`), made by `new` on first use.
-    pub fn get(&mut self, symbol: &Symbol, resolution_ms: i64, new: impl FnOnce() -> S) -> &mut S {
-        self.states
-            .entry((symbol.clone(), resolution_ms))
-            .or_insert_with(new)
-    }
-
-    /// Every state, in key order.
-    pub fn snapshot(&self) -> SeriesStates<S> {
-        let mut v: SeriesStates<S> = self
-            .states
-            .iter()
-            .map(|(k, s)| (k.clone(), s.clone()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    }
-
-    /// Adds restored states.
-    pub fn restore(&mut self, states: SeriesStates<S>) {
-        self.states.extend(states);
-    }
-}
 
 /// Rows an operator buffers before it sends them and yields (when many windows complete
 /// at once).
@@ -330,13 +328,14 @@ impl<'scope, D: Clone + 'static> WindowOperator<'scope, D> for StreamVec<'scope,
                     }
                     if let Some(cp) = cp.as_mut() {
                         // The state before the first window at or after a cut.
-                        cp.take_due(*entry.key(), || logic.snapshot());
+                        take_cuts(cp, &mut logic, *entry.key(), &mut out);
                     }
                     let (end, records) = entry.remove_entry();
                     logic.on_window(end, records, &mut out);
                 }
+                logic.flush(&mut out);
                 if let Some(cp) = cp.as_mut() {
-                    cp.take_due(f, || logic.snapshot());
+                    take_cuts(cp, &mut logic, f, &mut out);
                 }
                 if f == i64::MAX && !ended {
                     ended = true;

@@ -160,6 +160,23 @@ pub fn stop_all(mut jobs: Vec<Job>) {
     }
 }
 
+/// Every record of `topic` once at least `want` have been read: a broker on busy cores
+/// can pause longer than one read's idle exit (tansu's memory engine reports no high
+/// watermarks to read up to), so a short read is tried again, for up to 60 s.
+pub fn consume_at_least(
+    config: &Path,
+    topic: &str,
+    want: usize,
+) -> Vec<serde_json::Map<String, Value>> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = consume(config, topic);
+        if got.len() >= want || Instant::now() >= deadline {
+            return got;
+        }
+    }
+}
+
 /// Every record of `topic` as JSON objects.
 pub fn consume(config: &Path, topic: &str) -> Vec<serde_json::Map<String, Value>> {
     let out = marketflow(&[
@@ -187,8 +204,15 @@ pub fn consume(config: &Path, topic: &str) -> Vec<serde_json::Map<String, Value>
 
 /// Rows of one feature set and resolution of a Parquet output as JSON objects.
 pub fn parquet_rows(out: &Path, set: &str, res: &str) -> Vec<serde_json::Map<String, Value>> {
+    file_rows(&parquet_files(
+        &out.join(set).join(format!("resolution={res}")),
+    ))
+}
+
+/// Rows of Parquet files, in order, as JSON objects.
+pub fn file_rows(files: &[std::path::PathBuf]) -> Vec<serde_json::Map<String, Value>> {
     let mut rows = Vec::new();
-    for file in parquet_files(&out.join(set).join(format!("resolution={res}"))) {
+    for file in files {
         let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
             .unwrap()
             .build()

@@ -27,6 +27,7 @@ fn matrix(window_end: i64, corr: [Option<f64>; 3]) -> CorrMatrix {
         symbols: ["A", "B", "C"].map(Symbol::new).to_vec(),
         corr: corr.to_vec(),
         n: 60,
+        revision: 0,
     }
 }
 
@@ -43,6 +44,7 @@ fn pairs(m: &CorrMatrix) -> Vec<CorrRow> {
                 symbol_b: Symbol::new(names[j]),
                 corr: m.corr[at],
                 n: 60,
+                revision: 0,
             });
             at += 1;
         }

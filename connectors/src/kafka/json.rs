@@ -31,7 +31,7 @@ pub struct KafkaRecord {
 /// use connectors::kafka::rows_to_json;
 /// use operators::comoments::CorrRow;
 /// let row = CorrRow { resolution_ms: 60_000, window_end: 120_000, symbol_a: "A".into(),
-///     symbol_b: "B".into(), corr: None, n: 60 };
+///     symbol_b: "B".into(), corr: None, n: 60, revision: 0 };
 /// let recs = rows_to_json(&[row]).unwrap();
 /// assert_eq!(recs[0].key, "A|B");
 /// assert_eq!(recs[0].resolution, "1m");
@@ -45,8 +45,13 @@ pub fn rows_to_json<R: FeatureRow>(rows: &[R]) -> Result<Vec<KafkaRecord>> {
     let batch = R::to_batch(&refs)?;
     let mut out = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
+        let retracted = if row.retracted() {
+            ",\"retracted\":true"
+        } else {
+            ""
+        };
         let tail = format!(
-            ",\"schema\":\"{}.v1\",\"revision\":{}}}",
+            ",\"schema\":\"{}.v1\",\"revision\":{}{retracted}}}",
             R::SET,
             row.revision()
         );
@@ -224,6 +229,7 @@ mod tests {
             symbols,
             corr,
             n: 60,
+            revision: 0,
         }
     }
 

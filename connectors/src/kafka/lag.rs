@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 
+use crate::kafka::source::PartState;
+use crate::kafka::watermark::Watermarks;
 use crate::kafka::{KafkaSettings, LiveProgress, PartitionLag};
 
 /// How often the high watermarks are asked for.
@@ -47,11 +49,12 @@ impl LagWatcher {
                 while !stopped() {
                     let started = Instant::now();
                     for (id, label) in &parts {
-                        let high = consumer
+                        let (low, high) = consumer
                             .fetch_watermarks(&topic, *id, FETCH_TIMEOUT)
-                            .map_or(-1, |(_, h)| h);
+                            .unwrap_or((-1, -1));
                         let mut lag = progress.lag.lock().unwrap_or_else(|p| p.into_inner());
-                        lag.entry(label.clone()).or_default().high = high;
+                        let entry = lag.entry(label.clone()).or_default();
+                        (entry.low, entry.high) = (low, high);
                     }
                     while !stopped() && started.elapsed() < LAG_INTERVAL {
                         std::thread::sleep(Duration::from_millis(50));
@@ -70,7 +73,33 @@ impl LagWatcher {
         match lag.get_mut(label) {
             Some(l) => l.next = next,
             None => {
-                lag.insert(label.to_string(), PartitionLag { next, high: -1 });
+                let lag_of = PartitionLag {
+                    next,
+                    high: -1,
+                    low: -1,
+                };
+                lag.insert(label.to_string(), lag_of);
+            }
+        }
+    }
+
+    /// Keeps every partition of `parts` with records known to be unread (by the last
+    /// high watermark asked for) from counting as idle at `now`.
+    pub(crate) fn keep_unread_active(
+        progress: &LiveProgress,
+        parts: &[PartState],
+        marks: &mut Watermarks,
+        now: Instant,
+    ) {
+        let lag = progress.lag.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, p) in parts.iter().enumerate() {
+            let known = lag.get(&p.label).copied().unwrap_or_default();
+            let waiting = PartitionLag {
+                next: p.next,
+                ..known
+            };
+            if waiting.unread() {
+                marks.touch(i, now);
             }
         }
     }

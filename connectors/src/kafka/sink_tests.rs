@@ -127,6 +127,7 @@ fn a_row_split_into_several_records_is_sent_whole() {
             .map(|i| Some((i as f64 * 0.37).sin()))
             .collect(),
         n: 60,
+        revision: 0,
     };
     let (error, in_flight, done) = run_sink(settings.clone(), vec![row(1_000), row(2_000)]);
     assert_eq!(error, None);

@@ -80,6 +80,16 @@ pub struct PartitionLag {
     pub next: i64,
     /// The partition's high watermark when last asked.
     pub high: i64,
+    /// The partition's low watermark when last asked (records below it are gone).
+    pub low: i64,
+}
+
+impl PartitionLag {
+    /// True when records are known to wait in the partition: its high watermark is past
+    /// the next offset to read (and past what retention deleted).
+    pub fn unread(&self) -> bool {
+        self.high > self.next.max(self.low)
+    }
 }
 
 /// Live counters shared by the sources of one process (for the progress line).
@@ -283,6 +293,9 @@ impl<'scope> KafkaSource<'scope> for Scope<'scope, i64> {
                     // Not reading is not silence: idle clocks stood still meanwhile.
                     marks.pause(now.saturating_duration_since(since), now);
                 }
+                // Nor is a partition silent while the brokers hold records of it this
+                // source has not received yet (a backlog fetched unevenly).
+                LagWatcher::keep_unread_active(&progress, &parts, &mut marks, now);
                 let held = hold_clock.tick(holding, now);
                 progress
                     .held_us

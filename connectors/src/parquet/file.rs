@@ -121,14 +121,13 @@ impl<R: FeatureRow> OpenFile<R> {
         let mut refs: Vec<&R> = Vec::with_capacity(ready.len() + done.len());
         refs.extend(ready.iter());
         let revised = done.iter().any(|r| r.revision() > 0);
-        let before = refs.len();
+        let mut prev: Option<&R> = None;
         for i in sort_order(&done) {
             let row = &done[i];
-            let same = revised
-                && refs[before..]
-                    .last()
-                    .is_some_and(|prev| R::sort_cmp(prev, row).is_eq());
-            if !same {
+            let same = revised && prev.is_some_and(|p| R::sort_cmp(p, row).is_eq());
+            prev = Some(row);
+            // A retracted latest revision leaves the row out.
+            if !same && !row.retracted() {
                 refs.push(row);
             }
         }

@@ -54,9 +54,14 @@ pub trait FeatureRow: Clone + Send + Serialize + DeserializeOwned + 'static {
     fn sort_cmp(a: &Self, b: &Self) -> std::cmp::Ordering {
         a.sort_key().cmp(&b.sort_key())
     }
-    /// 0 when first emitted, then +1 for each restatement (only bars are restated).
+    /// 0 when first emitted, then +1 for each restatement by late data.
     fn revision(&self) -> u32 {
         0
+    }
+    /// True for a row a restatement withdrew (an alert that no longer holds): sent on
+    /// the topic with `"retracted": true`, left out of the lake.
+    fn retracted(&self) -> bool {
+        false
     }
     /// Rows per row group in a file of rows like this one: [`ROW_GROUP`], or fewer for
     /// rows so wide that a row group of that many would hold the writer's memory.

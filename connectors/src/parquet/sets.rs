@@ -22,6 +22,10 @@ fn utf8(name: &str) -> Field {
 impl FeatureRow for IndicatorRow {
     const SET: FeatureSet = FeatureSet::Indicators;
 
+    fn revision(&self) -> u32 {
+        self.revision
+    }
+
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms
     }
@@ -82,6 +86,10 @@ impl FeatureRow for IndicatorRow {
 impl FeatureRow for CorrRow {
     const SET: FeatureSet = FeatureSet::Correlation;
 
+    fn revision(&self) -> u32 {
+        self.revision
+    }
+
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms
     }
@@ -128,6 +136,10 @@ impl FeatureRow for CorrRow {
 /// triangle as list columns.
 impl FeatureRow for CorrMatrix {
     const SET: FeatureSet = FeatureSet::Correlation;
+
+    fn revision(&self) -> u32 {
+        self.revision
+    }
 
     /// About [`ROW_GROUP`] x 8 correlations a row group (4 MB of values), at least 16
     /// rows: 26 rows of 200 symbols' 19,900 pairs instead of 65,536 (1.3 GB).
@@ -190,6 +202,10 @@ impl FeatureRow for CorrMatrix {
 impl FeatureRow for BetaRow {
     const SET: FeatureSet = FeatureSet::Beta;
 
+    fn revision(&self) -> u32 {
+        self.revision
+    }
+
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms
     }
@@ -232,6 +248,14 @@ impl FeatureRow for BetaRow {
 
 impl FeatureRow for AlertRow {
     const SET: FeatureSet = FeatureSet::Alerts;
+
+    fn revision(&self) -> u32 {
+        self.revision
+    }
+
+    fn retracted(&self) -> bool {
+        self.retracted
+    }
 
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms
@@ -276,6 +300,10 @@ impl FeatureRow for AlertRow {
 
 impl FeatureRow for RiskRow {
     const SET: FeatureSet = FeatureSet::Risk;
+
+    fn revision(&self) -> u32 {
+        self.revision
+    }
 
     fn resolution_ms(&self) -> i64 {
         self.resolution_ms
@@ -362,6 +390,7 @@ mod tests {
             bb_lower: None,
             realized_vol: None,
             zscore: Some(f64::NAN),
+            revision: 0,
         };
         let b = IndicatorRow::to_batch(&[&ind]).unwrap();
         assert_eq!(b.num_columns(), 16);
@@ -373,6 +402,7 @@ mod tests {
             symbol_b: "B".into(),
             corr: None,
             n: 60,
+            revision: 0,
         };
         assert_eq!(CorrRow::to_batch(&[&corr]).unwrap().num_columns(), 6);
         let beta = BetaRow {
@@ -384,6 +414,7 @@ mod tests {
             alpha: Some(0.0),
             r2: Some(1.0),
             n: 60,
+            revision: 0,
         };
         assert_eq!(BetaRow::to_batch(&[&beta]).unwrap().num_columns(), 8);
         let alert = AlertRow {
@@ -393,6 +424,8 @@ mod tests {
             kind: "zscore".into(),
             value: 4.0,
             threshold: 3.0,
+            revision: 0,
+            retracted: false,
         };
         assert_eq!(AlertRow::to_batch(&[&alert]).unwrap().num_columns(), 6);
         let risk = RiskRow {
@@ -413,6 +446,7 @@ mod tests {
             trend: Some(operators::risk::Trend::Up),
             volume_ma_20: Some(2.0),
             volume_ratio: Some(0.5),
+            revision: 0,
         };
         let b = RiskRow::to_batch(&[&risk]).unwrap();
         assert_eq!(b.num_columns(), 17);

@@ -292,6 +292,7 @@ fn a_wide_matrix_is_written_in_small_row_groups() {
             symbols: symbols.clone(),
             corr: (0..pairs).map(|p| Some((p % 97) as f64 / 97.0)).collect(),
             n: 60,
+            revision: 0,
         })
         .collect();
     let group = rows[0].row_group_rows();

@@ -157,9 +157,15 @@ fn bar_parts<'scope>(
         move |frontiers| {
             let (out, rejects) = &mut buffered;
             let mut records_in = 0u64;
+            // Symbols with trades of windows already closed (late data): their parts go
+            // out now, even when the frontier stands still.
+            let mut late: Vec<Symbol> = Vec::new();
             input.for_each(|_cap, data| {
                 for batch in data.drain(..) {
                     records_in += batch.len() as u64;
+                    if batch.trades.iter().any(|t| t.ts_ms < last_frontier) {
+                        late.push(batch.symbol.clone());
+                    }
                     if !batch.candles.is_empty() {
                         out.push(PartBatch {
                             symbol: batch.symbol.clone(),
@@ -186,6 +192,18 @@ fn bar_parts<'scope>(
                 }
                 symbols.retain(|_, s| !s.is_idle() || frontier != i64::MAX);
                 held.set(symbols.values().map(TradeState::size).sum::<usize>() as u64);
+            } else {
+                late.sort();
+                late.dedup();
+                for symbol in late {
+                    if let Some(state) = symbols.get_mut(&symbol) {
+                        let mut parts = Vec::new();
+                        state.finalize(&symbol, &plan, last_frontier, &mut parts, rejects);
+                        if !parts.is_empty() {
+                            out.push(PartBatch { symbol, parts });
+                        }
+                    }
+                }
             }
             if let Some(stats) = stats.as_ref() {
                 stats.borrow_mut().records_in += records_in;

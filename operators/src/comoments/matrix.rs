@@ -2,6 +2,8 @@
 //! record per (resolution, window end) holding the symbols in order and the upper
 //! triangle of their correlations, instead of one record per pair.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::StreamVec;
@@ -26,6 +28,9 @@ pub struct CorrMatrix {
     pub corr: Vec<Option<f64>>,
     /// Returns in the window (W).
     pub n: i64,
+    /// 0 when first sent, then +1 for each restatement of this row by late data.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 impl CorrMatrix {
@@ -94,6 +99,7 @@ impl CorrMatrix {
                     n: group.iter().map(|r| r.n).max().unwrap_or(0),
                     symbols: order.iter().map(|&id| symbols[id].clone()).collect(),
                     corr,
+                    revision: 0,
                 }
             })
             .collect();
@@ -114,6 +120,7 @@ impl CorrMatrix {
                     symbol_b: self.symbols[j].clone(),
                     corr: self.corr[CorrMatrix::index(k, i, j)],
                     n: self.n,
+                    revision: self.revision,
                 });
             }
         }
@@ -121,9 +128,17 @@ impl CorrMatrix {
     }
 }
 
-/// Gathers the pair rows of each window end into matrices; it keeps no state.
+/// Gathers the pair rows of each window end into matrices; with lateness it keeps the
+/// matrices a restatement can reach, and a restated pair sends its matrix again whole,
+/// with revision + 1.
 #[derive(Default)]
-pub struct MatrixLogic;
+pub struct MatrixLogic {
+    lateness_ms: i64,
+    /// The newest window end gathered, by resolution.
+    last: BTreeMap<i64, i64>,
+    /// Matrices sent within the lateness, by (resolution, window end).
+    kept: BTreeMap<(i64, i64), CorrMatrix>,
+}
 
 impl Checkpointed for MatrixLogic {
     const NAME: &'static str = "correlation_matrix";
@@ -138,8 +153,56 @@ impl WindowLogic for MatrixLogic {
         r.window_end
     }
 
-    fn on_window(&mut self, _end: i64, records: Vec<CorrRow>, out: &mut Vec<CorrMatrix>) {
-        out.extend(CorrMatrix::gather(records));
+    fn on_window(&mut self, end: i64, records: Vec<CorrRow>, out: &mut Vec<CorrMatrix>) {
+        let mut restated: BTreeMap<i64, Vec<CorrRow>> = BTreeMap::new();
+        let mut fresh = Vec::with_capacity(records.len());
+        let mut records = records;
+        if records.iter().any(|r| r.revision > 0) {
+            // A pair row and its restatement can come together: the newest only.
+            let key = |r: &CorrRow| (r.resolution_ms, r.symbol_a.clone(), r.symbol_b.clone());
+            records.sort_by_key(|r| (key(r), r.revision));
+            records.dedup_by(|later, kept| {
+                let same = key(later) == key(kept);
+                if same {
+                    std::mem::swap(later, kept);
+                }
+                same
+            });
+        }
+        for r in records {
+            if self.last.get(&r.resolution_ms).is_some_and(|l| end <= *l) {
+                restated.entry(r.resolution_ms).or_default().push(r);
+            } else {
+                fresh.push(r);
+            }
+        }
+        for (res, rows) in restated {
+            let Some(old) = self.kept.get(&(res, end)) else {
+                tracing::debug!(window_end = end, "restated matrix older than the kept ones");
+                continue;
+            };
+            // The pairs sent before, with the restated ones in their place.
+            let revision = old.revision + 1;
+            let mut all: BTreeMap<(Symbol, Symbol), CorrRow> = BTreeMap::new();
+            for p in old.pairs().into_iter().chain(rows) {
+                all.insert((p.symbol_a.clone(), p.symbol_b.clone()), p);
+            }
+            for mut whole in CorrMatrix::gather(all.into_values().collect()) {
+                whole.revision = revision;
+                self.kept.insert((res, end), whole.clone());
+                out.push(whole);
+            }
+        }
+        for m in CorrMatrix::gather(fresh) {
+            let res = m.resolution_ms;
+            self.last.insert(res, end);
+            if self.lateness_ms > 0 {
+                let oldest = end - self.lateness_ms - 2 * res;
+                self.kept.retain(|(r, e), _| *r != res || *e > oldest);
+                self.kept.insert((res, end), m.clone());
+            }
+            out.push(m);
+        }
     }
 
     fn snapshot(&self) {}
@@ -150,19 +213,24 @@ impl WindowLogic for MatrixLogic {
 /// Extension trait: the correlation pairs as matrices.
 pub trait CorrelationMatrix<'scope> {
     /// One [`CorrMatrix`] per (resolution, window end), gathered on the worker of that
-    /// key, sent as soon as the window end is complete.
-    fn correlation_matrix(self) -> StreamVec<'scope, i64, CorrMatrix>;
+    /// key, sent as soon as the window end is complete; restated pairs within
+    /// `lateness_ms` send their matrix again whole.
+    fn correlation_matrix(self, lateness_ms: i64) -> StreamVec<'scope, i64, CorrMatrix>;
 }
 
 impl<'scope> CorrelationMatrix<'scope> for StreamVec<'scope, i64, CorrRow> {
-    fn correlation_matrix(self) -> StreamVec<'scope, i64, CorrMatrix> {
+    fn correlation_matrix(self, lateness_ms: i64) -> StreamVec<'scope, i64, CorrMatrix> {
         let route = |r: &CorrRow| {
             (r.window_end as u64)
                 .wrapping_mul(0x9E37_79B9_7F4A_7C15)
                 .wrapping_add(r.resolution_ms as u64)
                 >> 7
         };
-        self.window_operator(Exchange::new(route), MatrixLogic, None)
+        let logic = MatrixLogic {
+            lateness_ms,
+            ..MatrixLogic::default()
+        };
+        self.window_operator(Exchange::new(route), logic, None)
     }
 }
 
@@ -178,6 +246,7 @@ mod tests {
             symbol_b: b.into(),
             corr,
             n: 60,
+            revision: 0,
         }
     }
 

@@ -7,10 +7,13 @@
 //! sums updated by adding the newest bar and subtracting the one leaving the window.
 //! Integer sums cannot drift and do not depend on order, so results are identical on
 //! any number of workers. Work per bar is O(N²) for N symbols, state O(N·W + N²).
+//! A return restated by late data corrects the sums and sends again every window of
+//! its symbol's pairs that holds it (`restate`).
 //! Returns are broadcast; each worker owns the pairs of some blocks of the matrix.
 
 mod matrix;
 mod pairs;
+mod restate;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -44,6 +47,9 @@ pub struct CorrRow {
     pub corr: Option<f64>,
     /// Returns in the window (W).
     pub n: i64,
+    /// 0 when first sent, then +1 for each restatement of this row by late data.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 /// One row of the `beta` set.
@@ -65,6 +71,9 @@ pub struct BetaRow {
     pub r2: Option<f64>,
     /// Returns in the window (W).
     pub n: i64,
+    /// 0 when first sent, then +1 for each restatement of this row by late data.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 /// Settings of the co-moments operator.
@@ -76,6 +85,10 @@ pub struct CoMomentConfig {
     pub benchmark: String,
     /// Emit the full correlation matrix (otherwise only benchmark pairs are kept).
     pub correlation: bool,
+    /// How far behind the watermark a restatement can reach, ms (`time.allowed_lateness`):
+    /// the history kept per series.
+    #[serde(default)]
+    pub lateness_ms: i64,
 }
 
 /// How the correlation set is written (`features.correlation_layout`).
@@ -89,8 +102,9 @@ pub enum CorrelationLayout {
     Matrix,
 }
 
-/// A return of one symbol at one grid time, as broadcast to the pair owners.
-pub type RetRecord = (i64, i64, Symbol, Option<i64>);
+/// A return of one symbol at one grid time, as broadcast to the pair owners:
+/// (resolution, grid time, symbol, fixed-point return, revision).
+pub type RetRecord = (i64, i64, Symbol, Option<i64>, u32);
 
 /// The co-moments operator's state at a checkpoint cut, by resolution.
 pub type CoMomentStates = Vec<(i64, CoMoments)>;
@@ -117,12 +131,20 @@ impl WindowLogic for CoMomentLogic {
     }
 
     fn on_window(&mut self, end: i64, mut rets: Vec<RetRecord>, out: &mut Self::Out) {
-        // By resolution, each in arrival order.
-        rets.sort_by_key(|r| r.0);
+        // By resolution and symbol, the newest revision of each return only (a point and
+        // its restatement can reach a window not processed yet together).
+        rets.sort_by(|a, b| (a.0, &a.2, a.4).cmp(&(b.0, &b.2, b.4)));
+        rets.dedup_by(|later, kept| {
+            let same = later.0 == kept.0 && later.2 == kept.2;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
         let mut rets = rets.into_iter().peekable();
         while let Some(&(r, ..)) = rets.peek() {
             let mut batch = Vec::new();
-            while let Some((_, _, sym, ret)) = rets.next_if(|x| x.0 == r) {
+            while let Some((_, _, sym, ret, _)) = rets.next_if(|x| x.0 == r) {
                 batch.push((sym, ret));
             }
             let (config, index, peers) = (&self.config, self.index, self.peers);
@@ -132,6 +154,20 @@ impl WindowLogic for CoMomentLogic {
                 .or_insert_with(|| CoMoments::new(config.clone(), index, peers));
             cm.advance(r, end, batch, &mut out.0, &mut out.1);
         }
+    }
+
+    fn flush(&mut self, out: &mut Self::Out) {
+        for cm in self.state.values_mut() {
+            cm.flush(&mut out.0, &mut out.1);
+        }
+    }
+
+    fn cut_delay(&self) -> i64 {
+        self.config.lateness_ms
+    }
+
+    fn snapshot_at(&self, cut: i64) -> CoMomentStates {
+        self.state.iter().map(|(r, cm)| (*r, cm.at(cut))).collect()
     }
 
     fn snapshot(&self) -> CoMomentStates {
@@ -186,7 +222,7 @@ impl<'scope> RollingCoMoments<'scope> for StreamVec<'scope, i64, GridPoint> {
         let rets = self
             .map(|p: GridPoint| -> RetRecord {
                 let ret = p.ret_fixed();
-                (p.resolution_ms, p.window_end, p.symbol, ret)
+                (p.resolution_ms, p.window_end, p.symbol, ret, p.revision)
             })
             .broadcast();
         rets.window_operator(Pipeline, logic, checkpoint)

@@ -1,6 +1,6 @@
 //! `CoMoments`: exact rolling sums per symbol and per owned pair at one resolution.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
@@ -11,41 +11,62 @@ use crate::grid::RET_SCALE;
 use crate::route::symbol_route;
 use crate::Symbol;
 
-/// Returns of one symbol: the last W+1 (fixed-point) and exact sums over the last W.
+/// Returns of one symbol: the last W+1 (fixed-point; more within the allowed
+/// lateness), one per grid time up to `last_end`, and exact sums over the last W.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Series {
-    name: Symbol,
+pub(super) struct Series {
+    pub(super) name: Symbol,
     block: u64,
-    ring: VecDeque<i64>,
-    count: u64,
-    sum: i128,
-    sum_sq: i128,
+    pub(super) ring: VecDeque<i64>,
+    pub(super) count: u64,
+    pub(super) sum: i128,
+    pub(super) sum_sq: i128,
     /// Grid time of the last return.
-    last_end: i64,
+    pub(super) last_end: i64,
     /// `W·Σx² − (Σx)²` of the current window (W² times the population variance).
-    var: f64,
+    pub(super) var: f64,
 }
+
+/// The exact sums of a pair's window: Σab, and (Σx, W·Σx² − (Σx)²) of each series.
+pub(super) type PairSums = (i128, (i128, f64), (i128, f64));
 
 /// Exact co-moment sums of one owned pair.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PairStats {
-    a: usize,
-    b: usize,
-    sum_ab: i128,
-    joint: u64,
+    pub(super) a: usize,
+    pub(super) b: usize,
+    pub(super) sum_ab: i128,
+    /// Grid times where both had a return (the last ones, both being dense).
+    pub(super) joint: u64,
 }
 
 /// Rolling co-moments of every pair this worker owns, at one resolution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CoMoments {
-    config: CoMomentConfig,
+    pub(super) config: CoMomentConfig,
     index: usize,
     peers: usize,
-    series: Vec<Series>,
-    by_name: HashMap<Symbol, usize>,
-    pairs: Vec<PairStats>,
+    pub(super) series: Vec<Series>,
+    pub(super) by_name: HashMap<Symbol, usize>,
+    pub(super) pairs: Vec<PairStats>,
     benchmark: Option<usize>,
     bench_name: Symbol,
+    /// The resolution, ms.
+    #[serde(default)]
+    pub(super) resolution_ms: i64,
+    /// The last grid time advanced to.
+    #[serde(default = "never")]
+    pub(super) last_end: i64,
+    /// Revisions sent of (pair, window end) rows restated within the lateness.
+    #[serde(skip)]
+    pub(super) revisions: HashMap<(usize, i64), u32>,
+    /// Series with restated returns not yet sent: index -> (first, last) grid time.
+    #[serde(skip)]
+    pub(super) dirty: BTreeMap<usize, (i64, i64)>,
+}
+
+fn never() -> i64 {
+    i64::MIN
 }
 
 impl CoMoments {
@@ -60,7 +81,17 @@ impl CoMoments {
             by_name: HashMap::default(),
             pairs: Vec::new(),
             benchmark: None,
+            resolution_ms: 0,
+            last_end: i64::MIN,
+            revisions: HashMap::default(),
+            dirty: BTreeMap::new(),
         }
+    }
+
+    /// Returns kept per series: W + 1, plus the grid times a restatement can reach.
+    pub(super) fn ring_cap(&self) -> usize {
+        let r = self.resolution_ms.max(1);
+        self.config.window + 1 + (self.config.lateness_ms.max(0) / r) as usize + 2
     }
 
     /// True once the benchmark symbol has been seen.
@@ -75,7 +106,7 @@ impl CoMoments {
         ((a.block + b.block) % self.peers as u64) as usize
     }
 
-    fn add_symbol(&mut self, name: Symbol) -> usize {
+    pub(super) fn add_symbol(&mut self, name: Symbol) -> usize {
         let idx = self.series.len();
         self.series.push(Series {
             name: name.clone(),
@@ -112,7 +143,8 @@ impl CoMoments {
     }
 
     /// Applies the returns of grid time `end` (every symbol's point at that time) and
-    /// emits the rows of owned pairs whose windows are full.
+    /// emits the rows of owned pairs whose windows are full. Returns of a grid time
+    /// already applied are restatements: sent at the next advance or flush.
     pub fn advance(
         &mut self,
         resolution_ms: i64,
@@ -121,7 +153,16 @@ impl CoMoments {
         corr_rows: &mut Vec<CorrRow>,
         beta_rows: &mut Vec<BetaRow>,
     ) {
+        self.resolution_ms = resolution_ms;
+        if end <= self.last_end {
+            self.restate(end, rets);
+            return;
+        }
+        self.flush(corr_rows, beta_rows);
+        self.last_end = end;
+        self.forget(end);
         let w = self.config.window;
+        let cap = self.ring_cap();
         rets.sort();
         for (name, ret) in rets {
             let idx = match self.by_name.get(&name) {
@@ -133,20 +174,20 @@ impl CoMoments {
             s.ring.push_back(x);
             s.sum += i128::from(x);
             s.sum_sq += i128::from(x) * i128::from(x);
-            if s.ring.len() == w + 2 {
-                s.ring.pop_front();
-            }
-            if s.ring.len() == w + 1 {
-                let y = i128::from(s.ring[0]);
+            if s.ring.len() > w {
+                let y = i128::from(s.ring[s.ring.len() - 1 - w]);
                 s.sum -= y;
                 s.sum_sq -= y * y;
+            }
+            if s.ring.len() > cap {
+                s.ring.pop_front();
             }
             s.count += 1;
             s.last_end = end;
             s.var = moment(w as i128, s.sum_sq, s.sum, s.sum);
         }
-        let wi = w as i128;
-        for p in self.pairs.iter_mut() {
+        for pi in 0..self.pairs.len() {
+            let p = &mut self.pairs[pi];
             let (a, b) = (&self.series[p.a], &self.series[p.b]);
             if a.last_end != end || b.last_end != end {
                 continue;
@@ -161,40 +202,60 @@ impl CoMoments {
             if p.joint < w as u64 {
                 continue;
             }
-            let num = moment(wi, p.sum_ab, a.sum, b.sum);
-            let (den_a, den_b) = (a.var, b.var);
-            let corr = (den_a != 0.0 && den_b != 0.0).then(|| num / den_a.sqrt() / den_b.sqrt());
-            if self.config.correlation {
-                corr_rows.push(CorrRow {
-                    resolution_ms,
-                    window_end: end,
-                    symbol_a: a.name.clone(),
-                    symbol_b: b.name.clone(),
-                    corr,
-                    n: w as i64,
-                });
-            }
-            if let Some(bm) = self.benchmark {
-                let (s, den_bm, sum_s, sum_bm) = if bm == p.b {
-                    (a, den_b, a.sum, b.sum)
-                } else if bm == p.a {
-                    (b, den_a, b.sum, a.sum)
-                } else {
-                    continue;
-                };
-                let beta = (den_bm != 0.0).then(|| num / den_bm);
-                let scale = w as f64 * RET_SCALE;
-                beta_rows.push(BetaRow {
-                    symbol: s.name.clone(),
-                    benchmark: self.bench_name.clone(),
-                    resolution_ms,
-                    window_end: end,
-                    beta,
-                    alpha: beta.map(|beta| sum_s as f64 / scale - beta * (sum_bm as f64 / scale)),
-                    r2: corr.map(|c| c * c),
-                    n: w as i64,
-                });
-            }
+            let sums = (p.sum_ab, (a.sum, a.var), (b.sum, b.var));
+            let ab = (p.a, p.b);
+            self.rows(ab, end, sums, 0, corr_rows, beta_rows);
+        }
+    }
+
+    /// The rows of pair `(a, b)` at grid time `end` from its exact sums over the window:
+    /// Σab, and (Σx, W·Σx² − (Σx)²) of each series.
+    pub(super) fn rows(
+        &self,
+        (a, b): (usize, usize),
+        end: i64,
+        (sum_ab, (sum_a, den_a), (sum_b, den_b)): PairSums,
+        revision: u32,
+        corr_rows: &mut Vec<CorrRow>,
+        beta_rows: &mut Vec<BetaRow>,
+    ) {
+        let w = self.config.window;
+        let resolution_ms = self.resolution_ms;
+        let (sa, sb) = (&self.series[a], &self.series[b]);
+        let num = moment(w as i128, sum_ab, sum_a, sum_b);
+        let corr = (den_a != 0.0 && den_b != 0.0).then(|| num / den_a.sqrt() / den_b.sqrt());
+        if self.config.correlation {
+            corr_rows.push(CorrRow {
+                resolution_ms,
+                window_end: end,
+                symbol_a: sa.name.clone(),
+                symbol_b: sb.name.clone(),
+                corr,
+                n: w as i64,
+                revision,
+            });
+        }
+        if let Some(bm) = self.benchmark {
+            let (s, den_bm, sum_s, sum_bm) = if bm == b {
+                (sa, den_b, sum_a, sum_b)
+            } else if bm == a {
+                (sb, den_a, sum_b, sum_a)
+            } else {
+                return;
+            };
+            let beta = (den_bm != 0.0).then(|| num / den_bm);
+            let scale = w as f64 * RET_SCALE;
+            beta_rows.push(BetaRow {
+                symbol: s.name.clone(),
+                benchmark: self.bench_name.clone(),
+                resolution_ms,
+                window_end: end,
+                beta,
+                alpha: beta.map(|beta| sum_s as f64 / scale - beta * (sum_bm as f64 / scale)),
+                r2: corr.map(|c| c * c),
+                n: w as i64,
+                revision,
+            });
         }
     }
 }

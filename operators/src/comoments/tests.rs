@@ -10,7 +10,9 @@ use timely::dataflow::operators::vec::input::Handle as InputHandle;
 use timely::dataflow::operators::{Input, Inspect, Probe};
 
 use crate::checkpoint::{CheckpointPlan, Checkpointing, Restore, Snapshot, StateKind};
-use crate::comoments::{BetaRow, CoMomentConfig, CorrRow, RollingCoMoments};
+use crate::comoments::{
+    BetaRow, CoMomentConfig, CorrMatrix, CorrRow, CorrelationMatrix, RollingCoMoments,
+};
 use crate::grid::{DenseGrid, GridPoint, LastBars};
 use crate::indicators::{AlertRow, IndicatorConfig, IndicatorRow, Indicators};
 use crate::risk::{Risk, RiskConfig, RiskRow};
@@ -89,24 +91,39 @@ pub(crate) type Outputs = (
 );
 
 pub(crate) fn run(bars: Vec<Bar>, config: timely::Config) -> Outputs {
-    run_with(bars, config, None).0
+    run_with(on_time(bars), config, None, 0).0
 }
 
-/// Runs the rolling features, with checkpoints when `plan` is given; returns the rows
-/// and every snapshot taken.
-fn run_with(
-    bars: Vec<Bar>,
+/// Each bar sent at its window start, as the bars operator sends a bar on time.
+pub(crate) fn on_time(bars: Vec<Bar>) -> Vec<(i64, Bar)> {
+    bars.into_iter().map(|b| (b.window_start, b)).collect()
+}
+
+/// What a run gives: the rows, every snapshot taken and the correlation matrices.
+pub(crate) type RunResult = (Outputs, Vec<Snapshot>, Vec<CorrMatrix>);
+
+/// Runs the rolling features over `(time, bar)` events (a restated bar is sent after
+/// its window end), with restatements kept for `lateness_ms` and checkpoints when
+/// `plan` is given. The events of a symbol enter on one worker, in time order (as the
+/// bars operator sends them).
+pub(crate) fn run_with(
+    events: Vec<(i64, Bar)>,
     config: timely::Config,
     plan: Option<CheckpointPlan>,
-) -> (Outputs, Vec<Snapshot>) {
-    let bars = Arc::new(bars);
+    lateness_ms: i64,
+) -> RunResult {
+    let mut events = events;
+    events.sort_by_key(|e| e.0);
+    let bars = Arc::new(events);
     let out: Arc<Mutex<Outputs>> = Arc::default();
     let snaps: Arc<Mutex<Vec<Snapshot>>> = Arc::default();
-    let (out2, snaps2) = (out.clone(), snaps.clone());
+    let matrices: Arc<Mutex<Vec<CorrMatrix>>> = Arc::default();
+    let (out2, snaps2, m2) = (out.clone(), snaps.clone(), matrices.clone());
     timely::execute(config, move |worker| {
         let (index, peers) = (worker.index(), worker.peers());
         let mut input = InputHandle::<i64, Bar>::new();
         let o = out2.clone();
+        let m = m2.clone();
         let s = snaps2.clone();
         let checkpointing = plan.is_some();
         let cp = plan.clone().map(|plan| Checkpointing {
@@ -115,11 +132,14 @@ fn run_with(
         });
         let probe = worker.dataflow::<i64, _, _>(|scope| {
             let bars = scope.input_from(&mut input);
-            let grid = bars.clone().dense_grid(bars.last_bars(), cp.clone());
+            let grid = bars
+                .clone()
+                .dense_grid(bars.last_bars(), lateness_ms, cp.clone());
             let (rows, alerts) = grid.clone().indicators(
                 IndicatorConfig {
                     window: W,
                     zscore_alert: 1.5,
+                    lateness_ms,
                 },
                 cp.clone(),
             );
@@ -127,9 +147,19 @@ fn run_with(
                 window: W,
                 benchmark: "A".into(),
                 correlation: true,
+                lateness_ms,
             };
-            let risk = grid.clone().risk(RiskConfig { window: W }, cp.clone());
+            let risk = grid.clone().risk(
+                RiskConfig {
+                    window: W,
+                    lateness_ms,
+                },
+                cp.clone(),
+            );
             let (corr, beta) = grid.rolling_comoments(config, cp);
+            corr.clone()
+                .correlation_matrix(lateness_ms)
+                .inspect(move |x| m.lock().unwrap().push(x.clone()));
             let (o1, o2, o3, o4, o5) = (o.clone(), o.clone(), o.clone(), o.clone(), o.clone());
             risk.inspect(move |r| o5.lock().unwrap().4.push(r.clone()));
             rows.inspect(move |r| o1.lock().unwrap().0.push(r.clone()));
@@ -139,19 +169,17 @@ fn run_with(
                 .probe()
                 .0
         });
-        let mine: Vec<&Bar> = bars
+        let mine = bars
             .iter()
-            .enumerate()
-            .filter(|(i, _)| i % peers == index)
-            .map(|(_, b)| b)
-            .collect();
-        for b in mine {
-            if *input.time() < b.window_start {
-                input.advance_to(b.window_start);
+            .filter(|(_, b)| crate::route::symbol_route(&b.symbol) % peers as u64 == index as u64);
+        for (time, b) in mine {
+            if input.time() < time {
+                input.advance_to(*time);
                 worker.step();
                 // With checkpoints, let the frontier move one bar at a time, so that
-                // every operator on every worker passes every cut.
-                while checkpointing && probe.less_than(input.time()) {
+                // every operator on every worker passes every cut; with lateness, so
+                // that a late bar comes after its window was processed.
+                while (checkpointing || lateness_ms > 0) && probe.less_than(input.time()) {
                     worker.step();
                 }
             }
@@ -166,10 +194,12 @@ fn run_with(
     let mut o = out.lock().unwrap().clone();
     sort(&mut o);
     let snaps = snaps.lock().unwrap().clone();
-    (o, snaps)
+    let mut m = matrices.lock().unwrap().clone();
+    m.sort_by_key(|x| (x.window_end, x.revision));
+    (o, snaps, m)
 }
 
-fn sort(o: &mut Outputs) {
+pub(crate) fn sort(o: &mut Outputs) {
     o.0.sort_by(|a, b| (&a.symbol, a.window_end).cmp(&(&b.symbol, b.window_end)));
     o.1.sort_by(|a, b| (&a.symbol, a.window_end, &a.kind).cmp(&(&b.symbol, b.window_end, &b.kind)));
     o.2.sort_by(|a, b| {
@@ -191,7 +221,8 @@ fn a_restart_from_any_cut_gives_the_uninterrupted_rows() {
             keep: 3,
             restore: None,
         };
-        let (full, snaps) = run_with(bars.clone(), timely::Config::process(workers), Some(plan));
+        let events = on_time(bars.clone());
+        let (full, snaps, _) = run_with(events, timely::Config::process(workers), Some(plan), 0);
         let mut cuts: Vec<i64> = snaps.iter().map(|s| s.cut).collect();
         cuts.sort();
         cuts.dedup();
@@ -227,7 +258,12 @@ fn a_restart_from_any_cut_gives_the_uninterrupted_rows() {
                 .filter(|b| b.window_end >= cut)
                 .cloned()
                 .collect();
-            let (again, _) = run_with(replay, timely::Config::process(workers), Some(plan));
+            let (again, ..) = run_with(
+                on_time(replay),
+                timely::Config::process(workers),
+                Some(plan),
+                0,
+            );
             let mut want = full.clone();
             want.0.retain(|r| r.window_end >= cut);
             want.1.retain(|r| r.window_end >= cut);
@@ -279,6 +315,7 @@ pub(crate) fn reference_grid(bars: &[Bar]) -> BTreeMap<String, Vec<GridPoint>> {
                     low,
                     volume,
                     ret: prev.map(|p| (close / p).ln()),
+                    revision: 0,
                 });
                 e += R;
             }

@@ -3,17 +3,18 @@
 //! the log return to the previous point.
 //!
 //! A point for the window ending at `e` is emitted once the input frontier reaches `e`
-//! (live: up to the watermark). When the input ends (backfill), every symbol is filled
+//! (live: up to the watermark); a bar restated by late data changes the points it
+//! reaches (its window, the forward-filled ones after it, the next bar's return), which
+//! are sent again with their revision + 1. When the input ends (backfill), every symbol is filled
 //! up to the last bar of the whole input at that resolution, known from the broadcast
 //! `last_bars` side input.
 
 mod last;
+mod series;
 #[cfg(test)]
 mod tests;
 
 pub use last::LastBars;
-
-use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,7 @@ use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::route::symbol_route;
 use crate::window::Held;
 use crate::{Bar, Symbol};
+use series::Series;
 
 /// Scale of fixed-point returns: 2^52.
 pub const RET_SCALE: f64 = 4_503_599_627_370_496.0;
@@ -48,6 +50,9 @@ pub struct GridPoint {
     pub volume: f64,
     /// ln(close / previous close); `None` for the symbol's first point.
     pub ret: Option<f64>,
+    /// 0 when first sent, then +1 for each restatement of this row by late data.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 impl GridPoint {
@@ -55,54 +60,6 @@ impl GridPoint {
     /// exact unit of the co-moment sums.
     pub fn ret_fixed(&self) -> Option<i64> {
         self.ret.map(|r| (r * RET_SCALE).round() as i64)
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct Series {
-    /// Next window start to emit.
-    next_start: i64,
-    /// Last emitted close.
-    last_close: Option<f64>,
-    /// Bars not yet emitted: start -> (high, low, close, volume).
-    pending: BTreeMap<i64, (f64, f64, f64, f64)>,
-}
-
-impl Series {
-    fn fill(&mut self, key: &(Symbol, i64), until_end: i64, out: &mut Vec<GridPoint>) {
-        let r = key.1;
-        while self.next_start.saturating_add(r) <= until_end {
-            let start = self.next_start;
-            let (high, low, close, volume) = match self.pending.remove(&start) {
-                Some(bar) => bar,
-                None => match self.last_close {
-                    Some(c) => (c, c, c, 0.0),
-                    None => {
-                        // Not started yet: jump to the first bar.
-                        match self.pending.keys().next() {
-                            Some(&s) => {
-                                self.next_start = s;
-                                continue;
-                            }
-                            None => return,
-                        }
-                    }
-                },
-            };
-            let ret = self.last_close.map(|prev| (close / prev).ln());
-            out.push(GridPoint {
-                symbol: key.0.clone(),
-                resolution_ms: r,
-                window_end: start + r,
-                close,
-                high,
-                low,
-                volume,
-                ret,
-            });
-            self.last_close = Some(close);
-            self.next_start = start + r;
-        }
     }
 }
 
@@ -118,11 +75,7 @@ impl GridState {
     fn at(series: &HashMap<(Symbol, i64), Series>, cut: i64) -> GridState {
         let mut kept: Vec<((Symbol, i64), Series)> = series
             .iter()
-            .filter_map(|(key, s)| {
-                let mut s = s.clone();
-                s.pending.retain(|start, _| start + key.1 < cut);
-                (s.last_close.is_some() || !s.pending.is_empty()).then(|| (key.clone(), s))
-            })
+            .filter_map(|(key, s)| Some((key.clone(), s.at(key.1, cut)?)))
             .collect();
         kept.sort_by(|a, b| a.0.cmp(&b.0));
         GridState { series: kept }
@@ -142,10 +95,12 @@ pub trait DenseGrid<'scope> {
     /// Builds grid points from final bars; `last_bars` carries `(resolution_ms, last
     /// window_end)` of the whole input, broadcast to every worker when the input ends.
     /// With `checkpoint`, its state is snapshotted at every cut and, after a restart,
-    /// restored (bars ending before the restored cut are ignored).
+    /// restored (bars ending before the restored cut are ignored). A bar restated
+    /// within `lateness_ms` sends again, with revision + 1, every point it changes.
     fn dense_grid(
         self,
         last_bars: StreamVec<'scope, i64, (i64, i64)>,
+        lateness_ms: i64,
         checkpoint: Option<Checkpointing>,
     ) -> StreamVec<'scope, i64, GridPoint>;
 }
@@ -154,6 +109,7 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
     fn dense_grid(
         self,
         last_bars: StreamVec<'scope, i64, (i64, i64)>,
+        lateness_ms: i64,
         checkpoint: Option<Checkpointing>,
     ) -> StreamVec<'scope, i64, GridPoint> {
         let (index, peers) = (self.scope().index(), self.scope().peers());
@@ -178,28 +134,33 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                 let mut seen_frontier = i64::MIN;
                 let mut out = Vec::new();
                 move |(bars, f1), (ends, f2), output| {
+                    let mut behind = Vec::new();
                     bars.for_each(|_, data| {
                         for bar in data.drain(..) {
-                            if bar.revision > 0 || bar.window_end < skip_before {
-                                // Restatements reach the bar sinks only; the grid has
-                                // moved past their windows.
+                            if bar.window_end < skip_before {
                                 continue;
                             }
+                            let key = (bar.symbol.clone(), bar.resolution_ms);
                             let s = series
-                                .entry((bar.symbol.clone(), bar.resolution_ms))
-                                .or_insert_with(|| Series {
-                                    next_start: bar.window_start,
-                                    ..Series::default()
-                                });
-                            if s.last_close.is_none() && bar.window_start < s.next_start {
-                                s.next_start = bar.window_start;
-                            } else if bar.window_start < s.next_start {
-                                continue; // a late first bar of a window already filled
+                                .entry(key.clone())
+                                .or_insert_with(|| Series::starting(bar.window_start));
+                            if !s.take(&bar, &mut out) {
+                                tracing::debug!(symbol = %bar.symbol, window_end = bar.window_end, "restated bar older than the grid keeps");
                             }
-                            let ohlcv = (bar.high, bar.low, bar.close, bar.volume);
-                            s.pending.insert(bar.window_start, ohlcv);
+                            if bar.window_end <= seen_frontier {
+                                behind.push(key); // a late bar of a window not filled yet
+                            }
                         }
                     });
+                    // Late bars of a series behind the frontier (a symbol whose first
+                    // records came late) are filled now, not at the next frontier move.
+                    behind.sort();
+                    behind.dedup();
+                    for key in behind {
+                        if let Some(s) = series.get_mut(&key) {
+                            s.fill(&key, seen_frontier, lateness_ms, &mut out);
+                        }
+                    }
                     ends.for_each(|_, data| {
                         for (r, e) in data.drain(..) {
                             let v = last_end.entry(r).or_insert(e);
@@ -213,11 +174,13 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                         let mut keys: Vec<_> = series.keys().cloned().collect();
                         keys.sort();
                         if let Some(cp) = cp.as_mut() {
-                            for cut in cp.due(f) {
+                            // With lateness, a cut is taken once no restatement can
+                            // reach a window before it (the kept points give the state).
+                            for cut in cp.due(f.saturating_sub(lateness_ms)) {
                                 // Points before the cut first, then the state at the cut.
                                 for key in &keys {
                                     if let Some(s) = series.get_mut(key) {
-                                        s.fill(key, cut - 1, &mut out);
+                                        s.fill(key, cut - 1, lateness_ms, &mut out);
                                     }
                                 }
                                 cp.take(&[cut], &GridState::at(&series, cut));
@@ -225,7 +188,7 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                         }
                         for key in keys {
                             if let Some(s) = series.get_mut(&key) {
-                                s.fill(&key, f, &mut out);
+                                s.fill(&key, f, lateness_ms, &mut out);
                             }
                         }
                     }
@@ -235,7 +198,7 @@ impl<'scope> DenseGrid<'scope> for Stream<'scope, i64, Vec<Bar>> {
                         for key in keys {
                             let until = last_end.get(&key.1).copied().unwrap_or(i64::MIN);
                             if let Some(s) = series.get_mut(&key) {
-                                s.fill(&key, until, &mut out);
+                                s.fill(&key, until, lateness_ms, &mut out);
                             }
                         }
                         series.clear();

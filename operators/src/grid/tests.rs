@@ -25,7 +25,10 @@ fn points_filled_at_the_end_are_sent_before_their_window_end() {
         let mut side = InputHandle::<i64, (i64, i64)>::new();
         let rx = worker.dataflow::<i64, _, _>(|scope| {
             let ends = scope.input_from(&mut side);
-            scope.input_from(&mut bars).dense_grid(ends, None).capture()
+            scope
+                .input_from(&mut bars)
+                .dense_grid(ends, 0, None)
+                .capture()
         });
         bars.send(bar(0, 1.0));
         bars.send(bar(R, 2.0));

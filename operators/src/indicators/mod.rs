@@ -12,8 +12,9 @@ use timely::dataflow::StreamVec;
 
 use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::grid::GridPoint;
+use crate::restate::{Restatable, SeriesStep};
 use crate::route::symbol_route;
-use crate::window::{BySeries, SeriesStates, WindowLogic, WindowOperator};
+use crate::window::{SeriesStates, WindowLogic, WindowOperator};
 use crate::Symbol;
 
 /// One row of the `indicators` set.
@@ -51,6 +52,9 @@ pub struct IndicatorRow {
     pub realized_vol: Option<f64>,
     /// (ret − mean_W)/std_W.
     pub zscore: Option<f64>,
+    /// 0 when first sent, then +1 for each restatement of this row by late data.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 /// One row of the `alerts` set.
@@ -68,6 +72,13 @@ pub struct AlertRow {
     pub value: f64,
     /// The configured zscore threshold, or 5 × the mean volume of the previous W bars.
     pub threshold: f64,
+    /// 0 when first sent, then +1 for each restatement of this row by late data.
+    #[serde(default)]
+    pub revision: u32,
+    /// True when a restatement found that the alert no longer holds (sent on the
+    /// topic with `"retracted": true`; absent from the lake).
+    #[serde(default)]
+    pub retracted: bool,
 }
 
 /// Settings of the indicators operator.
@@ -77,6 +88,10 @@ pub struct IndicatorConfig {
     pub window: usize,
     /// |zscore| above this raises an alert.
     pub zscore_alert: f64,
+    /// How far behind the watermark a restatement can reach, ms (`time.allowed_lateness`):
+    /// the history kept per series.
+    #[serde(default)]
+    pub lateness_ms: i64,
 }
 
 /// The indicators operator's state at a checkpoint cut, by (symbol, resolution).
@@ -85,7 +100,43 @@ pub type IndicatorStates = SeriesStates<IndicatorState>;
 /// The indicators operator: one [`IndicatorState`] per (symbol, resolution).
 pub struct IndicatorLogic {
     config: IndicatorConfig,
-    states: BySeries<IndicatorState>,
+    states: Restatable<IndicatorState>,
+}
+
+impl SeriesStep for IndicatorState {
+    /// The alerts the step raised.
+    type Memo = Vec<AlertRow>;
+    type Out = (Vec<IndicatorRow>, Vec<AlertRow>);
+
+    fn step(
+        &mut self,
+        p: &GridPoint,
+        revision: u32,
+        memo: &mut Vec<AlertRow>,
+        out: &mut Self::Out,
+    ) {
+        let (mut row, mut alerts) = self.push(p);
+        row.revision = revision;
+        out.0.push(row);
+        for a in alerts.iter_mut() {
+            a.revision = revision;
+        }
+        // An alert of the previous revision that no longer holds is retracted.
+        for old in memo
+            .iter()
+            .filter(|o| alerts.iter().all(|a| a.kind != o.kind))
+        {
+            out.1.push(AlertRow {
+                revision,
+                retracted: true,
+                ..old.clone()
+            });
+        }
+        if !alerts.is_empty() || !memo.is_empty() {
+            out.1.extend(alerts.iter().cloned());
+            *memo = alerts;
+        }
+    }
 }
 
 impl Checkpointed for IndicatorLogic {
@@ -103,19 +154,26 @@ impl WindowLogic for IndicatorLogic {
 
     fn on_window(&mut self, _end: i64, mut points: Vec<GridPoint>, out: &mut Self::Out) {
         points.sort_by(|a, b| (&a.symbol, a.resolution_ms).cmp(&(&b.symbol, b.resolution_ms)));
+        let config = self.config;
         for p in points {
-            let config = self.config;
-            let state = self
-                .states
-                .get(&p.symbol, p.resolution_ms, || IndicatorState::new(config));
-            let (row, alerts) = state.push(&p);
-            out.0.push(row);
-            out.1.extend(alerts);
+            self.states.push(p, || IndicatorState::new(config), out);
         }
     }
 
+    fn flush(&mut self, out: &mut Self::Out) {
+        self.states.flush(out);
+    }
+
+    fn cut_delay(&self) -> i64 {
+        self.config.lateness_ms
+    }
+
+    fn snapshot_at(&self, cut: i64) -> IndicatorStates {
+        self.states.snapshot_at(cut)
+    }
+
     fn snapshot(&self) -> IndicatorStates {
-        self.states.snapshot()
+        self.states.snapshot_at(i64::MAX)
     }
 
     fn restore(&mut self, state: IndicatorStates) {
@@ -127,7 +185,8 @@ impl WindowLogic for IndicatorLogic {
 pub trait Indicators<'scope> {
     /// Returns the indicator rows and the alerts; with `checkpoint`, the states are
     /// snapshotted at every cut and, after a restart, restored (points before the
-    /// restored cut are ignored).
+    /// restored cut are ignored). A restated point sends its row and every later one
+    /// of its series again with revision + 1, and retracts alerts that no longer hold.
     fn indicators(
         self,
         config: IndicatorConfig,
@@ -149,7 +208,7 @@ impl<'scope> Indicators<'scope> for StreamVec<'scope, i64, GridPoint> {
     ) {
         let logic = IndicatorLogic {
             config,
-            states: BySeries::default(),
+            states: Restatable::new(config.lateness_ms),
         };
         let pact = Exchange::new(|p: &GridPoint| symbol_route(&p.symbol));
         self.window_operator(pact, logic, checkpoint)

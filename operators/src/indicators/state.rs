@@ -164,6 +164,7 @@ impl IndicatorState {
             bb_lower: bb.map(|b| b.1),
             realized_vol,
             zscore,
+            revision: 0,
         };
         (row, alerts)
     }
@@ -184,5 +185,7 @@ fn alert(p: &GridPoint, kind: &str, value: f64, threshold: f64) -> AlertRow {
         kind: kind.to_string(),
         value,
         threshold,
+        revision: 0,
+        retracted: false,
     }
 }

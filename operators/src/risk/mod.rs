@@ -24,8 +24,9 @@ use timely::dataflow::StreamVec;
 
 use crate::checkpoint::{Checkpointed, Checkpointing};
 use crate::grid::GridPoint;
+use crate::restate::{Restatable, SeriesStep};
 use crate::route::symbol_route;
-use crate::window::{BySeries, SeriesStates, WindowLogic, WindowOperator};
+use crate::window::{SeriesStates, WindowLogic, WindowOperator};
 use crate::Symbol;
 
 /// The direction of the long moving averages.
@@ -87,6 +88,9 @@ pub struct RiskRow {
     pub volume_ma_20: Option<f64>,
     /// volume / volume_ma_20; null when that is 0.
     pub volume_ratio: Option<f64>,
+    /// 0 when first sent, then +1 for each restatement of this row by late data.
+    #[serde(default)]
+    pub revision: u32,
 }
 
 /// Settings of the risk operator.
@@ -94,6 +98,10 @@ pub struct RiskRow {
 pub struct RiskConfig {
     /// W, in grid bars.
     pub window: usize,
+    /// How far behind the watermark a restatement can reach, ms (`time.allowed_lateness`):
+    /// the history kept per series.
+    #[serde(default)]
+    pub lateness_ms: i64,
 }
 
 /// The risk operator's state at a checkpoint cut, by (symbol, resolution).
@@ -102,7 +110,19 @@ pub type RiskStates = SeriesStates<RiskState>;
 /// The risk operator: one [`RiskState`] per (symbol, resolution).
 pub struct RiskLogic {
     config: RiskConfig,
-    states: BySeries<RiskState>,
+    states: Restatable<RiskState>,
+}
+
+impl SeriesStep for RiskState {
+    type Memo = ();
+    type Out = Vec<RiskRow>;
+
+    fn step(&mut self, p: &GridPoint, revision: u32, _: &mut (), out: &mut Vec<RiskRow>) {
+        if let Some(mut row) = self.push(p) {
+            row.revision = revision;
+            out.push(row);
+        }
+    }
 }
 
 impl Checkpointed for RiskLogic {
@@ -121,15 +141,25 @@ impl WindowLogic for RiskLogic {
     fn on_window(&mut self, _end: i64, points: Vec<GridPoint>, out: &mut Vec<RiskRow>) {
         let config = self.config;
         for p in points {
-            let state = self.states.get(&p.symbol, p.resolution_ms, || {
-                RiskState::new(config, p.resolution_ms)
-            });
-            out.extend(state.push(&p));
+            let r = p.resolution_ms;
+            self.states.push(p, || RiskState::new(config, r), out);
         }
     }
 
+    fn flush(&mut self, out: &mut Vec<RiskRow>) {
+        self.states.flush(out);
+    }
+
+    fn cut_delay(&self) -> i64 {
+        self.config.lateness_ms
+    }
+
+    fn snapshot_at(&self, cut: i64) -> RiskStates {
+        self.states.snapshot_at(cut)
+    }
+
     fn snapshot(&self) -> RiskStates {
-        self.states.snapshot()
+        self.states.snapshot_at(i64::MAX)
     }
 
     fn restore(&mut self, state: RiskStates) {
@@ -149,11 +179,11 @@ impl WindowLogic for RiskLogic {
 /// let points: Vec<GridPoint> = closes.iter().enumerate().map(|(i, &c)| GridPoint {
 ///     symbol: "A".into(), resolution_ms: 60_000, window_end: (i as i64 + 1) * 60_000,
 ///     close: c, high: c, low: c, volume: 1.0,
-///     ret: (i > 0).then(|| (c / closes[i - 1]).ln()),
+///     ret: (i > 0).then(|| (c / closes[i - 1]).ln()), revision: 0,
 /// }).collect();
 /// let rows = timely::execute_directly(move |worker| {
 ///     worker.dataflow::<i64, _, _>(|scope| {
-///         points.to_stream(scope).risk(RiskConfig { window: 2 }, None).capture()
+///         points.to_stream(scope).risk(RiskConfig { window: 2, lateness_ms: 0 }, None).capture()
 ///     })
 /// });
 /// let rows: Vec<_> = rows.try_iter().flat_map(|e| match e {
@@ -182,7 +212,7 @@ impl<'scope> Risk<'scope> for StreamVec<'scope, i64, GridPoint> {
     ) -> StreamVec<'scope, i64, RiskRow> {
         let logic = RiskLogic {
             config,
-            states: BySeries::default(),
+            states: Restatable::new(config.lateness_ms),
         };
         let pact = Exchange::new(|p: &GridPoint| symbol_route(&p.symbol));
         self.window_operator(pact, logic, checkpoint)

@@ -194,6 +194,7 @@ impl RiskState {
             trend,
             volume_ma_20,
             volume_ratio: volume_ma_20.filter(|m| *m != 0.0).map(|m| p.volume / m),
+            revision: 0,
         })
     }
 

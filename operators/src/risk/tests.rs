@@ -147,6 +147,7 @@ fn reference_row(pts: &[GridPoint], i: usize) -> Option<RiskRow> {
         }),
         volume_ma_20,
         volume_ratio: volume_ma_20.filter(|m| *m != 0.0).map(|m| p.volume / m),
+        revision: 0,
     })
 }
 
