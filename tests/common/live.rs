@@ -213,7 +213,7 @@ pub fn parquet_rows(out: &Path, set: &str, res: &str) -> Vec<serde_json::Map<Str
 pub fn file_rows(files: &[std::path::PathBuf]) -> Vec<serde_json::Map<String, Value>> {
     let mut rows = Vec::new();
     for file in files {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
             .unwrap()
             .build()
             .unwrap();
