@@ -27,6 +27,17 @@ pub(super) struct Series {
     pub(super) var: f64,
 }
 
+impl Series {
+    /// Σx, Σx² and the variance term over the last W returns of the ring, from
+    /// scratch (after the ring changed other than by one step).
+    pub(super) fn resum(&mut self, w: usize) {
+        let tail = self.ring.iter().rev().take(w);
+        self.sum = tail.clone().map(|&x| i128::from(x)).sum();
+        self.sum_sq = tail.map(|&x| i128::from(x) * i128::from(x)).sum();
+        self.var = moment(w as i128, self.sum_sq, self.sum, self.sum);
+    }
+}
+
 /// The exact sums of a pair's window: Σab, and (Σx, W·Σx² − (Σx)²) of each series.
 pub(super) type PairSums = (i128, (i128, f64), (i128, f64));
 

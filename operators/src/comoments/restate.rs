@@ -78,10 +78,7 @@ impl CoMoments {
         }
         s.count += 1;
         s.last_end = end;
-        let tail = s.ring.iter().rev().take(w);
-        s.sum = tail.clone().map(|&v| i128::from(v)).sum();
-        s.sum_sq = tail.map(|&v| i128::from(v) * i128::from(v)).sum();
-        s.var = moment(w as i128, s.sum_sq, s.sum, s.sum);
+        s.resum(w);
         for pi in 0..self.pairs.len() {
             let (a, b) = (self.pairs[pi].a, self.pairs[pi].b);
             if a == idx || b == idx {
@@ -216,10 +213,7 @@ impl CoMoments {
                 s.last_end = i64::MIN;
             }
             s.count -= n.min(s.count);
-            let tail = s.ring.iter().rev().take(w);
-            s.sum = tail.clone().map(|&x| i128::from(x)).sum();
-            s.sum_sq = tail.map(|&x| i128::from(x) * i128::from(x)).sum();
-            s.var = moment(w as i128, s.sum_sq, s.sum, s.sum);
+            s.resum(w);
             dropped.push(n);
         }
         for p in cm.pairs.iter_mut() {
